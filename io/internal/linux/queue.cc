@@ -1,0 +1,1044 @@
+#include "io/internal/linux/queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "io/internal/linux/fd_probe.h"
+
+namespace kqio::kq_internal {
+namespace {
+
+// epoll_data layout: [tag:2][generation:30][index:32].
+constexpr uint64_t kTagFd = 0;       // index = descriptor, gen = FdEntry::gen
+constexpr uint64_t kTagSlot = 1;     // index = slot, gen = slot generation
+constexpr uint64_t kTagControl = 2;  // index = one of the kControl* below
+constexpr uint32_t kControlWake = 0;
+constexpr uint32_t kControlHangup = 1;
+constexpr uint32_t kControlSignal = 2;
+constexpr uint32_t kGenMask = 0x3fffffff;
+
+uint64_t Cookie(uint64_t tag, uint32_t gen, uint32_t index) {
+  return (tag << 62) | (uint64_t{gen & kGenMask} << 32) | index;
+}
+
+// Flags that describe an action, not the registration: never stored.  EV_ADD
+// is kept, so returned events carry it (see <sys/event.h>).
+constexpr unsigned short kActionFlags =
+    EV_DELETE | EV_ENABLE | EV_DISABLE | EV_KEEPUDATA;
+
+constexpr int kMaxBatch = 256;  // epoll events fetched per epoll_wait
+
+bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+
+bool PipeReaderGone(int fd) {
+  struct pollfd p = {fd, POLLOUT, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
+}
+
+// Converts a timer's data to nanoseconds; -1 for an invalid unit.
+int64_t TimerNanos(uint32_t fflags, int64_t data) {
+  int64_t scale;
+  switch (fflags & (NOTE_SECONDS | NOTE_MSECONDS | NOTE_USECONDS |
+                    NOTE_NSECONDS)) {  // one unit at most
+    case 0:
+    case NOTE_MSECONDS:
+      scale = 1000000;
+      break;
+    case NOTE_SECONDS:
+      scale = 1000000000;
+      break;
+    case NOTE_USECONDS:
+      scale = 1000;
+      break;
+    case NOTE_NSECONDS:
+      scale = 1;
+      break;
+    default:
+      return -1;
+  }
+  if (data > INT64_MAX / scale) return INT64_MAX;
+  return data * scale;
+}
+
+constexpr uint32_t kTimerUnits =
+    NOTE_SECONDS | NOTE_MSECONDS | NOTE_USECONDS | NOTE_NSECONDS;
+
+bool ValidTimer(uint32_t fflags, int64_t data) {
+  return data >= 0 && (fflags & ~(kTimerUnits | NOTE_ABSTIME)) == 0 &&
+         TimerNanos(fflags, data) >= 0;
+}
+
+struct timespec ToTimespec(int64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  return ts;
+}
+
+int64_t MonotonicNanos() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// epoll_pwait2 takes a timespec (Linux 5.11); older kernels get milliseconds,
+// rounded up so that a short timeout never turns into a busy poll.
+int EpollWait(int epfd, struct epoll_event* evs, int n, int64_t timeout_ns) {
+  static std::atomic<bool> have_pwait2{true};
+  if (timeout_ns > 0 && have_pwait2.load(std::memory_order_relaxed)) {
+    struct timespec ts = ToTimespec(timeout_ns);
+    int r = epoll_pwait2(epfd, evs, n, &ts, nullptr);
+    if (r >= 0 || errno != ENOSYS) return r;
+    have_pwait2.store(false, std::memory_order_relaxed);
+  }
+  int ms;
+  if (timeout_ns < 0) {
+    ms = -1;
+  } else {
+    ms = static_cast<int>(
+        std::min<int64_t>(INT_MAX, (timeout_ns + 999999) / 1000000));
+  }
+  return epoll_wait(epfd, evs, n, ms);
+}
+
+}  // namespace
+
+int Queue::Create(int hangup_fd, std::shared_ptr<Queue>* out) {
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) return errno;
+  // No interest bits: a pipe read end reports EPOLLHUP once every writer
+  // (the user's kqueue descriptor) is closed, and nothing else.
+  struct epoll_event ev = {};
+  ev.data.u64 = Cookie(kTagControl, 0, kControlHangup);
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, hangup_fd, &ev) != 0) {
+    int err = errno;
+    close(epfd);
+    return err;
+  }
+  out->reset(new Queue(epfd, hangup_fd));
+  return 0;
+}
+
+Queue::Queue(int epfd, int hangup_fd) : epfd_(epfd), hangup_fd_(hangup_fd) {
+  sigemptyset(&signal_mask_);
+}
+
+Queue::~Queue() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, kn] : idents_) {
+    if (kn->source_fd >= 0 && kn->kev.filter == EVFILT_TIMER) {
+      close(kn->source_fd);
+    }
+    delete kn;
+  }
+  for (FdEntry& e : fds_) {
+    delete e.read;
+    delete e.write;
+  }
+  while (!ready_.empty()) {
+    Knote* kn = ready_.front();
+    ready_.Remove(kn);
+    if (kn->transient) delete kn;
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (signal_fd_ >= 0) close(signal_fd_);
+  close(hangup_fd_);
+  close(epfd_);
+}
+
+void Queue::AbandonAfterFork() {
+  for (auto& [key, kn] : idents_) {
+    if (kn->source_fd >= 0 && kn->kev.filter == EVFILT_TIMER) {
+      close(kn->source_fd);
+    }
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (signal_fd_ >= 0) close(signal_fd_);
+  close(hangup_fd_);
+  close(epfd_);
+}
+
+// ---------------------------------------------------------------------------
+// kevent(): changes, then the wait.
+
+int Queue::Kevent(const struct kevent* changes, int nchanges,
+                  struct kevent* events, int nevents,
+                  const struct timespec* timeout) {
+  if (nchanges < 0 || nevents < 0) return -EINVAL;
+  if ((nchanges > 0 && changes == nullptr) ||
+      (nevents > 0 && events == nullptr)) {
+    return -EFAULT;
+  }
+  if (closed_.load(std::memory_order_acquire)) return -EBADF;
+
+  // As FreeBSD does: a failed change (or any change with EV_RECEIPT) becomes
+  // an EV_ERROR entry while there is room; without room the call fails with
+  // the change's errno and the changes after it are not applied.  The change
+  // is copied first because changelist and eventlist may be the same array.
+  int reported = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (int i = 0; i < nchanges; ++i) {
+      struct kevent kev = changes[i];
+      if (kev.filter == 0) continue;  // as FreeBSD: an empty slot
+      kev.flags &= ~EV_SYSFLAGS;
+      int err = ApplyChange(kev);
+      if (err == 0 && (kev.flags & EV_RECEIPT) == 0) continue;
+      if (reported == nevents) {
+        if (err == 0) continue;
+        mu_.Unlock();
+        FlushWake();
+        mu_.Lock();
+        return -err;
+      }
+      kev.flags |= EV_ERROR;
+      kev.data = err;
+      events[reported++] = kev;
+    }
+  }
+  FlushWake();
+  if (reported > 0) return reported;
+  if (nevents == 0) return 0;
+  if (timeout != nullptr &&
+      (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
+       timeout->tv_nsec >= 1000000000)) {
+    return -EINVAL;
+  }
+  return Wait(events, nevents, timeout);
+}
+
+int Queue::ApplyChange(const struct kevent& kev) {
+  if ((kev.flags & (EV_ENABLE | EV_DISABLE)) == (EV_ENABLE | EV_DISABLE)) {
+    return EINVAL;
+  }
+  switch (kev.filter) {
+    case EVFILT_READ:
+    case EVFILT_WRITE:
+      return ApplyFdChange(kev);
+    case EVFILT_USER:
+    case EVFILT_TIMER:
+    case EVFILT_SIGNAL:
+      return ApplyIdentChange(kev, -1);
+    case EVFILT_AIO:
+      // AIO knotes belong to kqio's engines (io/kqueue_ext.h); as on FreeBSD,
+      // a program cannot create one with kevent().
+      if (kev.flags & EV_ADD) return EPERM;
+      return ApplyIdentChange(kev, -1);
+    default:
+      return EINVAL;
+  }
+}
+
+// Stores the registration-time values and, unless EV_KEEPUDATA, the udata.
+// As on FreeBSD this happens on every change to an existing knote, not only
+// on EV_ADD.
+void Queue::Modify(Knote* kn, const struct kevent& kev) {
+  if ((kev.flags & EV_KEEPUDATA) == 0) kn->kev.udata = kev.udata;
+  kn->sfflags = kev.fflags;
+  kn->sdata = kev.data;
+}
+
+FdEntry& Queue::Entry(int fd) {
+  if (static_cast<size_t>(fd) >= fds_.size()) {
+    fds_.resize(std::max<size_t>(fd + 1, fds_.size() * 2));
+  }
+  return fds_[fd];
+}
+
+int Queue::ApplyFdChange(const struct kevent& kev) {
+  if (kev.ident > static_cast<uintptr_t>(INT_MAX)) return EBADF;
+  const int fd = static_cast<int>(kev.ident);
+  FdEntry& e = Entry(fd);
+  Knote*& slot = kev.filter == EVFILT_READ ? e.read : e.write;
+
+  if (slot == nullptr) {
+    if ((kev.flags & EV_ADD) == 0) return IsOpen(fd) ? ENOENT : EBADF;
+    const bool fresh = e.read == nullptr && e.write == nullptr;
+    if (fresh) {
+      int err = ProbeKind(fd, e);
+      if (err != 0) return err;
+      e.pollable = true;
+      e.sticky_error = 0;
+    }
+    if (kev.filter == EVFILT_WRITE && e.kind == FdKind::kPipe &&
+        PipeReaderGone(fd)) {
+      return EPIPE;  // as FreeBSD: nobody will ever read what is written
+    }
+    Knote* kn = new Knote;
+    kn->kev = kev;
+    kn->kev.flags &= ~kActionFlags;
+    kn->sfflags = kev.fflags;
+    kn->sdata = kev.data;
+    kn->enabled = (kev.flags & EV_DISABLE) == 0;
+    slot = kn;
+    int err = SyncFd(fd);
+    if ((err == ENOENT || err == EBADF) && !fresh) {
+      // The other knote on this number belonged to a file that has since
+      // been closed: it is gone, as close() would have removed it on BSD.
+      slot = nullptr;
+      PurgeFd(fd);
+      FdEntry& fresh_entry = Entry(fd);
+      err = ProbeKind(fd, fresh_entry);
+      if (err == 0) {
+        (kev.filter == EVFILT_READ ? fresh_entry.read : fresh_entry.write) =
+            kn;
+        err = SyncFd(fd);
+        if (err != 0) {
+          (kev.filter == EVFILT_READ ? fresh_entry.read
+                                     : fresh_entry.write) = nullptr;
+        }
+      }
+      if (err != 0) delete kn;
+      return err;
+    }
+    if (err != 0) {
+      slot = nullptr;
+      ready_.Remove(kn);
+      delete kn;
+    }
+    return err;
+  }
+
+  Knote* kn = slot;
+  if (kev.flags & EV_DELETE) {
+    slot = nullptr;
+    ready_.Remove(kn);
+    delete kn;
+    int err = SyncFd(fd);
+    if (err != 0) PurgeFd(fd);  // it belonged to a closed file
+    return err;
+  }
+  Modify(kn, kev);
+  if (kev.flags & EV_ENABLE) {
+    kn->enabled = true;
+  } else if (kev.flags & EV_DISABLE) {
+    kn->enabled = false;
+  }
+  int err = SyncFd(fd);
+  if (err == ENOENT || err == EBADF) {
+    PurgeFd(fd);
+    if (err == EBADF || (kev.flags & EV_ADD) == 0) return err;
+    return ApplyFdChange(kev);  // a new registration on the new file
+  }
+  return err;
+}
+
+// Makes the epoll registration of `fd` match its enabled knotes.  Returns 0,
+// or ENOENT/EBADF when the registered file is no longer behind the number.
+int Queue::SyncFd(int fd) {
+  FdEntry& e = fds_[fd];
+  uint32_t want = 0;
+  bool edge = false;
+  for (Knote* kn : {e.read, e.write}) {
+    if (kn == nullptr || !kn->enabled) continue;
+    want |= kn->kev.filter == EVFILT_READ ? (EPOLLIN | EPOLLRDHUP) : EPOLLOUT;
+    if ((kn->kev.flags & EV_CLEAR) || (kn->sfflags & NOTE_LOWAT)) edge = true;
+  }
+
+  if (!e.pollable) {
+    if (!SameFile(fd, e)) return IsOpen(fd) ? ENOENT : EBADF;
+    for (Knote* kn : {e.read, e.write}) {
+      if (kn == nullptr) continue;
+      if (kn->enabled) {
+        kn->active = true;
+        Activate(kn);
+      } else {
+        ready_.Remove(kn);
+      }
+    }
+    return 0;
+  }
+
+  struct epoll_event ev = {};
+  ev.data.u64 = Cookie(kTagFd, e.gen, static_cast<uint32_t>(fd));
+  if (e.read == nullptr && e.write == nullptr) {
+    if (!e.in_epoll) return 0;
+    e.in_epoll = false;
+    if (epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) != 0) return errno;
+    return 0;
+  }
+  // With every knote disabled the registration stays, edge-triggered and
+  // empty, so that a later EV_ENABLE still notices a replaced file.
+  ev.events = want | (edge || want == 0 ? uint32_t{EPOLLET} : 0u);
+  if (e.in_epoll) {
+    if (epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) {
+      e.epoll_events = ev.events;
+      return 0;
+    }
+    return errno == ENOENT ? (IsOpen(fd) ? ENOENT : EBADF) : errno;
+  }
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
+    e.in_epoll = true;
+    e.epoll_events = ev.events;
+    return 0;
+  }
+  if (errno == EPERM) {
+    // Regular files and other descriptors epoll cannot watch never block:
+    // their knotes are always ready and live in user space.
+    e.pollable = false;
+    return SyncFd(fd);
+  }
+  return errno;
+}
+
+void Queue::PurgeFd(int fd) {
+  FdEntry& e = fds_[fd];
+  for (Knote* kn : {e.read, e.write}) {
+    if (kn == nullptr) continue;
+    ready_.Remove(kn);
+    delete kn;
+  }
+  if (e.in_epoll) {
+    struct epoll_event ev = {};
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);  // ENOENT is expected
+  }
+  uint32_t gen = (e.gen + 1) & kGenMask;
+  e = FdEntry();
+  e.gen = gen;
+}
+
+// A descriptor knote that waited in the ready list past the call that saw
+// its event: make sure its file was not closed (and the number reused) since.
+bool Queue::Revalidate(int fd) {
+  FdEntry& e = fds_[fd];
+  if (!e.pollable) return SameFile(fd, e);
+  struct epoll_event ev = {};
+  ev.events = e.epoll_events;
+  ev.data.u64 = Cookie(kTagFd, e.gen, static_cast<uint32_t>(fd));
+  return epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+// ---------------------------------------------------------------------------
+// Ident-keyed filters: EVFILT_USER, EVFILT_TIMER, EVFILT_SIGNAL, EVFILT_AIO.
+
+int Queue::ApplyIdentChange(const struct kevent& kev, int aio_fd) {
+  const auto key = std::make_pair(kev.filter, kev.ident);
+  auto it = idents_.find(key);
+  if (it == idents_.end()) {
+    if ((kev.flags & EV_ADD) == 0) return ENOENT;
+    Knote* kn = new Knote;
+    kn->kev = kev;
+    kn->kev.flags &= ~kActionFlags;
+    kn->sfflags = kev.fflags;
+    kn->sdata = kev.data;
+    kn->enabled = (kev.flags & EV_DISABLE) == 0;
+    kn->source_fd = aio_fd;
+    int err = Attach(kn);
+    if (err != 0) {
+      delete kn;
+      return err;
+    }
+    idents_.emplace(key, kn);
+    return SyncSource(kn);
+  }
+  Knote* kn = it->second;
+  if (kev.flags & EV_DELETE) {
+    idents_.erase(it);
+    Detach(kn);
+    Destroy(kn);
+    return 0;
+  }
+  int err = Touch(kn, kev);
+  if (err != 0) return err;
+  if (kev.flags & EV_ENABLE) {
+    kn->enabled = true;
+  } else if (kev.flags & EV_DISABLE) {
+    kn->enabled = false;
+  }
+  return SyncSource(kn);
+}
+
+int Queue::Attach(Knote* kn) {
+  switch (kn->kev.filter) {
+    case EVFILT_USER:
+      kn->active = (kn->sfflags & NOTE_TRIGGER) != 0;
+      kn->sfflags &= NOTE_FFLAGSMASK;
+      return 0;
+    case EVFILT_TIMER: {
+      if (!ValidTimer(kn->sfflags, kn->sdata)) return EINVAL;
+      // As on FreeBSD, a relative timer is EV_CLEAR (data counts expirations
+      // since the last return); an absolute one fires once and then stays
+      // triggered until it is deleted.
+      if ((kn->sfflags & NOTE_ABSTIME) == 0) kn->kev.flags |= EV_CLEAR;
+      const clockid_t clock =
+          (kn->sfflags & NOTE_ABSTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+      kn->source_fd = timerfd_create(clock, TFD_NONBLOCK | TFD_CLOEXEC);
+      if (kn->source_fd < 0) return errno;
+      kn->slot = AllocSlot(kn);
+      int err = ArmTimer(kn);
+      if (err != 0) {
+        FreeSlot(kn->slot);
+        close(kn->source_fd);
+      }
+      return err;
+    }
+    case EVFILT_SIGNAL: {
+      if (kn->kev.ident < 1 || kn->kev.ident >= static_cast<uintptr_t>(NSIG)) {
+        return EINVAL;
+      }
+      const int signo = static_cast<int>(kn->kev.ident);
+      kn->kev.flags |= EV_CLEAR;  // FreeBSD forces it for signals
+      sigaddset(&signal_mask_, signo);
+      int err = UpdateSignalMask();
+      if (err != 0) {
+        sigdelset(&signal_mask_, signo);
+        return err;
+      }
+      // signalfd only sees blocked signals (see <sys/event.h>).
+      sigset_t one;
+      sigemptyset(&one);
+      sigaddset(&one, signo);
+      pthread_sigmask(SIG_BLOCK, &one, nullptr);
+      return 0;
+    }
+    case EVFILT_AIO:
+      kn->kev.flags |= EV_CLEAR;
+      kn->slot = AllocSlot(kn);
+      return 0;
+    default:
+      return EINVAL;
+  }
+}
+
+int Queue::Touch(Knote* kn, const struct kevent& kev) {
+  switch (kn->kev.filter) {
+    case EVFILT_USER: {
+      if ((kev.flags & EV_KEEPUDATA) == 0) kn->kev.udata = kev.udata;
+      if (kev.fflags & NOTE_TRIGGER) kn->active = true;
+      const uint32_t flags = kev.fflags & NOTE_FFLAGSMASK;
+      switch (kev.fflags & NOTE_FFCTRLMASK) {
+        case NOTE_FFAND:
+          kn->sfflags &= flags;
+          break;
+        case NOTE_FFOR:
+          kn->sfflags |= flags;
+          break;
+        case NOTE_FFCOPY:
+          kn->sfflags = flags;
+          break;
+        default:
+          break;
+      }
+      kn->sdata = kev.data;
+      if (kev.flags & EV_CLEAR) {
+        kn->active = false;
+        ready_.Remove(kn);
+      }
+      return 0;
+    }
+    case EVFILT_TIMER: {
+      // Re-adding a timer restarts it with the new period and forgets
+      // expirations that were not returned yet; other changes leave it
+      // running (it keeps counting while disabled).
+      if ((kev.flags & EV_KEEPUDATA) == 0) kn->kev.udata = kev.udata;
+      if ((kev.flags & EV_ADD) == 0) return 0;
+      if (!ValidTimer(kev.fflags, kev.data)) return EINVAL;
+      const bool was_abs = (kn->sfflags & NOTE_ABSTIME) != 0;
+      Modify(kn, kev);
+      kn->out_data = 0;
+      kn->active = false;
+      ready_.Remove(kn);
+      if (was_abs != ((kn->sfflags & NOTE_ABSTIME) != 0)) {
+        const clockid_t clock =
+            (kn->sfflags & NOTE_ABSTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+        int fd = timerfd_create(clock, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (fd < 0) return errno;
+        struct epoll_event ev = {};
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, kn->source_fd, &ev);
+        close(kn->source_fd);
+        kn->source_fd = fd;
+        FreeSlot(kn->slot);
+        kn->slot = AllocSlot(kn);
+      }
+      return ArmTimer(kn);
+    }
+    default:
+      Modify(kn, kev);
+      return 0;
+  }
+}
+
+void Queue::Detach(Knote* kn) {
+  switch (kn->kev.filter) {
+    case EVFILT_TIMER:
+      close(kn->source_fd);  // also leaves the epoll set
+      FreeSlot(kn->slot);
+      break;
+    case EVFILT_SIGNAL:
+      sigdelset(&signal_mask_, static_cast<int>(kn->kev.ident));
+      UpdateSignalMask();
+      break;
+    case EVFILT_AIO: {
+      struct epoll_event ev = {};
+      if (kn->source_fd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, kn->source_fd, &ev);
+      FreeSlot(kn->slot);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// Makes the knote's source match its enabled state, and queues it when it
+// has something to report.
+int Queue::SyncSource(Knote* kn) {
+  if (kn->source_fd >= 0) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN | (kn->kev.filter == EVFILT_AIO ? uint32_t{EPOLLET} : 0u);
+    ev.data.u64 = Cookie(kTagSlot, slot_gens_[kn->slot], kn->slot);
+    int op = kn->enabled ? EPOLL_CTL_ADD : EPOLL_CTL_DEL;
+    if (epoll_ctl(epfd_, op, kn->source_fd, &ev) != 0 && errno != EEXIST &&
+        errno != ENOENT) {
+      return errno;
+    }
+  }
+  if (kn->active && kn->enabled) {
+    Activate(kn);
+  } else {
+    ready_.Remove(kn);
+  }
+  return 0;
+}
+
+int Queue::ArmTimer(Knote* kn) {
+  int64_t ns = TimerNanos(kn->sfflags, kn->sdata);
+  struct itimerspec its = {};
+  int flags = 0;
+  if (kn->sfflags & NOTE_ABSTIME) {
+    // An absolute timer fires once.  Zero would disarm a timerfd.
+    its.it_value = ToTimespec(std::max<int64_t>(ns, 1));
+    flags = TFD_TIMER_ABSTIME;
+  } else if (kn->kev.flags & EV_ONESHOT) {
+    its.it_value = ToTimespec(std::max<int64_t>(ns, 1));
+  } else {
+    // A periodic timer of 0 runs at one unit, as on FreeBSD.
+    if (ns == 0) ns = TimerNanos(kn->sfflags, 1);
+    its.it_value = ToTimespec(ns);
+    its.it_interval = its.it_value;
+  }
+  if (timerfd_settime(kn->source_fd, flags, &its, nullptr) != 0) return errno;
+  return 0;
+}
+
+int Queue::UpdateSignalMask() {
+  int fd = signalfd(signal_fd_, &signal_mask_, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) return errno;
+  if (signal_fd_ < 0) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = Cookie(kTagControl, 0, kControlSignal);
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      int err = errno;
+      close(fd);
+      return err;
+    }
+    signal_fd_ = fd;
+  }
+  return 0;
+}
+
+uint32_t Queue::AllocSlot(Knote* kn) {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(nullptr);
+    slot_gens_.push_back(0);
+  }
+  slots_[slot] = kn;
+  return slot;
+}
+
+void Queue::FreeSlot(uint32_t slot) {
+  slots_[slot] = nullptr;
+  slot_gens_[slot] = (slot_gens_[slot] + 1) & kGenMask;
+  free_slots_.push_back(slot);
+}
+
+// ---------------------------------------------------------------------------
+// Engine hooks (io/kqueue_ext.h).
+
+int Queue::PostAio(const struct kevent& ev) {
+  if (closed_.load(std::memory_order_acquire)) return EBADF;
+  {
+    absl::MutexLock lock(&mu_);
+    Knote* kn = new Knote;
+    kn->kev = ev;
+    kn->kev.filter = EVFILT_AIO;
+    kn->kev.flags = EV_CLEAR | EV_ONESHOT;
+    kn->out_fflags = ev.fflags;
+    kn->out_data = ev.data;
+    kn->transient = true;
+    kn->active = true;
+    Activate(kn);
+  }
+  FlushWake();
+  return 0;
+}
+
+int Queue::WatchAio(int fd, const struct kevent& ev) {
+  if (closed_.load(std::memory_order_acquire)) return EBADF;
+  if ((ev.flags & EV_ADD) && fd < 0) return EBADF;
+  if (ev.filter != EVFILT_AIO) return EINVAL;
+  struct kevent change = ev;
+  change.flags &= ~EV_SYSFLAGS;
+  int err;
+  {
+    absl::MutexLock lock(&mu_);
+    err = ApplyIdentChange(change, fd);
+  }
+  FlushWake();
+  return err;
+}
+
+// ---------------------------------------------------------------------------
+// Readiness and the wait.
+
+void Queue::Activate(Knote* kn) {
+  kn->active = true;
+  if (!kn->enabled) return;
+  ready_.PushBack(kn);
+  WakeLocked();
+}
+
+void Queue::WakeLocked() {
+  if (waiters_ > 0 && !wake_pending_) {
+    wake_pending_ = true;
+    wake_due_ = true;
+  }
+}
+
+void Queue::FlushWake() {
+  int fd = -1;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!wake_due_) return;
+    wake_due_ = false;
+    fd = wake_fd_;
+  }
+  // The descriptor lives as long as the queue, and callers hold a reference.
+  uint64_t one = 1;
+  if (fd >= 0) (void)!write(fd, &one, sizeof(one));
+}
+
+void Queue::Destroy(Knote* kn) {
+  ready_.Remove(kn);
+  delete kn;
+}
+
+int Queue::Wait(struct kevent* events, int nevents,
+                const struct timespec* timeout) {
+  const int64_t deadline =
+      timeout == nullptr
+          ? -1
+          : MonotonicNanos() + std::min<int64_t>(
+                                   int64_t{timeout->tv_sec},
+                                   INT64_MAX / 2000000000) *
+                                   1000000000 +
+                timeout->tv_nsec;
+  struct epoll_event evs[kMaxBatch];
+  int n = 0;
+  for (;;) {
+    int64_t wait_ns;
+    {
+      absl::MutexLock lock(&mu_);
+      n += Drain(events + n, nevents - n);
+      if (n == nevents) return n;
+      if (n > 0) {
+        wait_ns = 0;  // take what else is ready, but do not block
+      } else if (deadline < 0) {
+        wait_ns = -1;
+      } else {
+        wait_ns = std::max<int64_t>(0, deadline - MonotonicNanos());
+      }
+      if (wait_ns != 0) {
+        if (wake_fd_ < 0) {
+          wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+          if (wake_fd_ < 0) return -errno;
+          struct epoll_event ev = {};
+          ev.events = EPOLLIN | EPOLLET;  // never read: each write is an edge
+          ev.data.u64 = Cookie(kTagControl, 0, kControlWake);
+          if (epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+            int err = errno;
+            close(wake_fd_);
+            wake_fd_ = -1;
+            return -err;
+          }
+        }
+        ++waiters_;
+      }
+    }
+    if (closed_.load(std::memory_order_acquire)) {
+      if (wait_ns != 0) {
+        absl::MutexLock lock(&mu_);
+        --waiters_;
+      }
+      return -EBADF;
+    }
+    const int room = std::min(nevents - n, kMaxBatch);
+    int k = EpollWait(epfd_, evs, room, wait_ns);
+    const int wait_errno = errno;
+    {
+      absl::MutexLock lock(&mu_);
+      if (wait_ns != 0) --waiters_;
+      for (int i = 0; i < k; ++i) Translate(evs[i]);
+      if (closed_.load(std::memory_order_acquire)) return -EBADF;
+      n += Drain(events + n, nevents - n);
+      rearm_.clear();
+    }
+    FlushWake();
+    if (k < 0) {
+      if (n > 0) return n;
+      return -wait_errno;  // EINTR: a signal handler ran, as on BSD
+    }
+    if (n > 0 || wait_ns == 0) return n;
+    if (deadline >= 0 && MonotonicNanos() >= deadline) return 0;
+    // Everything fetched was stale or filtered out: wait again.
+  }
+}
+
+void Queue::Translate(const struct epoll_event& ev) {
+  const uint64_t tag = ev.data.u64 >> 62;
+  const uint32_t gen = (ev.data.u64 >> 32) & kGenMask;
+  const uint32_t index = static_cast<uint32_t>(ev.data.u64);
+  if (tag == kTagFd) {
+    if (index >= fds_.size()) return;
+    FdEntry& e = fds_[index];
+    if (e.gen != gen) return;  // an earlier file with the same number
+    for (Knote* kn : {e.read, e.write}) {
+      if (kn == nullptr || !kn->enabled) continue;
+      const uint32_t relevant =
+          kn->kev.filter == EVFILT_READ
+              ? (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+              : (EPOLLOUT | EPOLLHUP | EPOLLERR);
+      if ((ev.events & relevant) == 0) continue;
+      kn->pending_epoll |= ev.events;
+      Activate(kn);
+    }
+    return;
+  }
+  if (tag == kTagSlot) {
+    if (index >= slots_.size() || slot_gens_[index] != gen) return;
+    Knote* kn = slots_[index];
+    if (kn == nullptr) return;
+    if (kn->kev.filter == EVFILT_TIMER) {
+      uint64_t expirations = 0;
+      if (read(kn->source_fd, &expirations, sizeof(expirations)) !=
+          sizeof(expirations)) {
+        return;  // another thread took them
+      }
+      kn->out_data += static_cast<int64_t>(expirations);
+    }
+    Activate(kn);
+    return;
+  }
+  switch (index) {
+    case kControlWake:
+      wake_pending_ = false;
+      break;
+    case kControlHangup:
+      MarkClosed();
+      break;
+    case kControlSignal:
+      ReadSignals();
+      break;
+  }
+}
+
+void Queue::ReadSignals() {
+  struct signalfd_siginfo info[16];
+  for (;;) {
+    ssize_t r = read(signal_fd_, info, sizeof(info));
+    if (r <= 0) return;
+    for (size_t i = 0; i < static_cast<size_t>(r) / sizeof(info[0]); ++i) {
+      auto it = idents_.find(
+          std::make_pair(short{EVFILT_SIGNAL}, uintptr_t{info[i].ssi_signo}));
+      if (it == idents_.end()) continue;
+      it->second->out_data++;
+      Activate(it->second);
+    }
+  }
+}
+
+// Moves up to `room` ready knotes into `out`.  Level-triggered knotes go back
+// to the end of the list, behind everything that was already there, so one
+// call never returns the same knote twice.
+int Queue::Drain(struct kevent* out, int room) {
+  int n = 0;
+  ReadyList again;
+  while (n < room && !ready_.empty()) {
+    Knote* kn = ready_.front();
+    ready_.Remove(kn);
+    if (!kn->enabled) continue;
+    if (!Fill(kn, &out[n])) continue;
+    ++n;
+    if (Settle(kn)) again.PushBack(kn);
+  }
+  while (!again.empty()) {
+    Knote* kn = again.front();
+    again.Remove(kn);
+    ready_.PushBack(kn);
+  }
+  for (int fd : rearm_) {
+    // A level-triggered knote on an edge-triggered registration: MOD makes
+    // epoll re-check readiness and report the descriptor again if it is
+    // still ready.
+    FdEntry& e = fds_[fd];
+    if (!e.in_epoll) continue;
+    struct epoll_event ev = {};
+    ev.events = e.epoll_events;
+    ev.data.u64 = Cookie(kTagFd, e.gen, static_cast<uint32_t>(fd));
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+  }
+  rearm_.clear();
+  return n;
+}
+
+bool Queue::Fill(Knote* kn, struct kevent* out) {
+  switch (kn->kev.filter) {
+    case EVFILT_READ:
+    case EVFILT_WRITE:
+      return FillFd(kn, out);
+    case EVFILT_USER:
+      if (!kn->active) return false;
+      *out = kn->kev;
+      out->fflags = kn->sfflags & NOTE_FFLAGSMASK;
+      out->data = kn->sdata;
+      return true;
+    case EVFILT_TIMER:
+    case EVFILT_SIGNAL:
+      if (kn->out_data == 0) return false;
+      *out = kn->kev;
+      out->fflags = 0;
+      out->data = kn->out_data;
+      return true;
+    case EVFILT_AIO:
+      *out = kn->kev;
+      out->fflags = kn->out_fflags;
+      out->data = kn->out_data;
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool Queue::FillFd(Knote* kn, struct kevent* out) {
+  const int fd = static_cast<int>(kn->kev.ident);
+  FdEntry& e = fds_[fd];
+  const uint32_t ev = kn->pending_epoll;
+  kn->pending_epoll = 0;
+  const bool is_read = kn->kev.filter == EVFILT_READ;
+  const bool socket =
+      e.kind == FdKind::kSocket || e.kind == FdKind::kListeningSocket;
+
+  int64_t data;
+  bool eof = false;
+  if (!e.pollable) {
+    if (!SameFile(fd, e)) {
+      PurgeFd(fd);  // closed, or the number now names another file
+      return false;
+    }
+    data = is_read ? BytesToEndOfFile(fd) : 0;
+    if (is_read && data == 0) return false;  // at the end of the file
+  } else {
+    if (ev == 0) return false;
+    if (is_read) {
+      eof = (ev & (EPOLLRDHUP | EPOLLHUP)) != 0;
+      data = ReadableBytes(fd, e);
+      // A socket or pipe with nothing to read and no EOF or error is a stale
+      // level report (the bytes were read since): not an event.
+      if (!eof && (ev & EPOLLERR) == 0 && data == 0 &&
+          (socket || e.kind == FdKind::kPipe)) {
+        return false;
+      }
+    } else {
+      // A pipe whose reader is gone reports EPOLLERR; a socket, EPOLLHUP.
+      eof = (ev & (socket ? EPOLLHUP : (EPOLLHUP | EPOLLERR))) != 0;
+      data = WritableSpace(fd, e);
+    }
+    if ((kn->sfflags & NOTE_LOWAT) && !eof && data < kn->sdata) return false;
+  }
+
+  *out = kn->kev;
+  out->fflags = 0;
+  out->data = data;
+  if (eof) {
+    out->flags |= EV_EOF;
+    if (socket) {
+      // SO_ERROR clears the error, so keep it for later events.
+      if (int err = TakeSocketError(fd); err != 0) e.sticky_error = err;
+      out->fflags = static_cast<unsigned int>(e.sticky_error);
+    }
+  }
+  return true;
+}
+
+bool Queue::Settle(Knote* kn) {
+  const unsigned short flags = kn->kev.flags;
+  const short filter = kn->kev.filter;
+  if (kn->transient) {
+    delete kn;
+    return false;
+  }
+  if (flags & EV_ONESHOT) {
+    if (filter == EVFILT_READ || filter == EVFILT_WRITE) {
+      const int fd = static_cast<int>(kn->kev.ident);
+      FdEntry& e = fds_[fd];
+      (filter == EVFILT_READ ? e.read : e.write) = nullptr;
+      delete kn;
+      if (SyncFd(fd) != 0) PurgeFd(fd);
+    } else {
+      idents_.erase(std::make_pair(filter, kn->kev.ident));
+      Detach(kn);
+      Destroy(kn);
+    }
+    return false;
+  }
+  const bool fd_filter = filter == EVFILT_READ || filter == EVFILT_WRITE;
+  bool level = (flags & EV_CLEAR) == 0;
+  if (flags & EV_CLEAR) {
+    kn->active = false;
+    kn->out_data = 0;
+  }
+  if (flags & EV_DISPATCH) {
+    kn->enabled = false;
+    if (fd_filter) {
+      const int fd = static_cast<int>(kn->kev.ident);
+      if (SyncFd(fd) != 0) {
+        PurgeFd(fd);
+        return false;
+      }
+    } else {
+      SyncSource(kn);
+    }
+    return false;
+  }
+  if (!level) return false;
+  if (fd_filter) {
+    const int fd = static_cast<int>(kn->kev.ident);
+    FdEntry& e = fds_[fd];
+    if (!e.pollable) return true;  // always ready
+    // epoll re-reports a level-triggered registration by itself; an
+    // edge-triggered one (shared with an EV_CLEAR knote) needs a re-arm.
+    if (e.epoll_events & EPOLLET) rearm_.push_back(fd);
+    return false;
+  }
+  // Still triggered until cleared or deleted: a user event, or an absolute
+  // timer that has fired.
+  return filter == EVFILT_USER || filter == EVFILT_TIMER;
+}
+
+}  // namespace kqio::kq_internal
