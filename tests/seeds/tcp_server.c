@@ -178,10 +178,11 @@ int main(void) {
   CHECK(local_s != -1);
   memset(&sun, 0, sizeof(struct sockaddr_un));
   sun.sun_family = AF_UNIX;
-  const char *dir = getenv("TEST_TMPDIR");
-  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/local.%d.s",
-           dir ? dir : "/tmp", (int)getpid());
-  unlink(sun.sun_path);
+  /* TEST_TMPDIR under Bazel is longer than sun_path (108 bytes on Linux,
+   * 104 on the BSDs), so the socket lives in a short private directory. */
+  char dir[] = "/tmp/kqio-seed-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/local.s", dir);
   CHECK(bind(local_s, (struct sockaddr *)&sun, SUN_LEN(&sun)) == 0);
   CHECK(listen(local_s, 5) == 0);
   bound_len[nlisteners] = SUN_LEN(&sun);
@@ -233,6 +234,7 @@ int main(void) {
 
   for (int i = 0; i < nlisteners; i++) close(listeners[i]);
   unlink(sun.sun_path);
+  rmdir(dir);
   close(kq);
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/event.h>
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace kqio::kq_internal {
@@ -26,10 +27,17 @@ struct Knote {
   // Descriptor knotes that could not be returned in the batch that saw them
   // keep the epoll events here until the next call.
   uint32_t pending_epoll = 0;
+  // The epoll batch (Queue::epoll_batch_) that set pending_epoll: events
+  // from an earlier batch may belong to a file closed since.
+  uint64_t batch = 0;
 
   bool enabled = true;
   bool active = false;     // has an event to return (non-epoll sources)
   bool transient = false;  // a posted AIO completion: freed once returned
+  // A read knote on a regular file at its end: queued so that every pass
+  // re-checks the size, but not a reason for kevent() not to block (see
+  // ReadyList::HasUnparked).  Changed only while the knote is not queued.
+  bool parked = false;
 
   // Timers and AIO watches own a descriptor registered in the epoll set under
   // a slot number (see Queue::slots_).
@@ -40,6 +48,10 @@ struct Knote {
   Knote* prev = nullptr;
   Knote* next = nullptr;
   bool queued = false;
+  // The Queue::Drain pass that last returned this knote: a level-triggered
+  // knote goes back on the ready list at once, and the stamp keeps the same
+  // pass from returning it twice.
+  uint64_t drain_stamp = 0;
 };
 
 // The kind of a watched descriptor decides how `data` is computed.
@@ -71,11 +83,15 @@ struct FdEntry {
 class ReadyList final {
  public:
   bool empty() const { return head_ == nullptr; }
+  // Whether something other than parked knotes is queued.
+  bool HasUnparked() const { return size_ > parked_; }
   Knote* front() const { return head_; }
 
   void PushBack(Knote* kn) {
     if (kn->queued) return;
     kn->queued = true;
+    ++size_;
+    if (kn->parked) ++parked_;
     kn->next = nullptr;
     kn->prev = tail_;
     if (tail_ != nullptr) {
@@ -88,6 +104,8 @@ class ReadyList final {
 
   void Remove(Knote* kn) {
     if (!kn->queued) return;
+    --size_;
+    if (kn->parked) --parked_;
     if (kn->prev != nullptr) {
       kn->prev->next = kn->next;
     } else {
@@ -105,6 +123,8 @@ class ReadyList final {
  private:
   Knote* head_ = nullptr;
   Knote* tail_ = nullptr;
+  size_t size_ = 0;
+  size_t parked_ = 0;
 };
 
 }  // namespace kqio::kq_internal

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -68,6 +69,13 @@ Queue::Queue(int epfd, int hangup_fd) : epfd_(epfd), hangup_fd_(hangup_fd) {
 
 Queue::~Queue() {
   absl::MutexLock lock(&mu_);
+  // The ready list first: its links live in knotes freed below.  Posted AIO
+  // completions are owned by the list alone.
+  while (!ready_.empty()) {
+    Knote* kn = ready_.front();
+    ready_.Remove(kn);
+    if (kn->transient) delete kn;
+  }
   for (auto& [key, kn] : idents_) {
     if (kn->source_fd >= 0 && kn->kev.filter == EVFILT_TIMER) {
       close(kn->source_fd);
@@ -77,11 +85,6 @@ Queue::~Queue() {
   for (FdEntry& e : fds_) {
     delete e.read;
     delete e.write;
-  }
-  while (!ready_.empty()) {
-    Knote* kn = ready_.front();
-    ready_.Remove(kn);
-    if (kn->transient) delete kn;
   }
   if (wake_fd_ >= 0) close(wake_fd_);
   if (signal_fd_ >= 0) close(signal_fd_);
@@ -116,6 +119,7 @@ int Queue::Kevent(const struct kevent* changes, int nchanges,
   // the change's errno and the changes after it are not applied.  The change
   // is copied first because changelist and eventlist may be the same array.
   int reported = 0;
+  int failed = 0;  // the errno of a failed change that found no room
   {
     absl::MutexLock lock(&mu_);
     for (int i = 0; i < nchanges; ++i) {
@@ -126,10 +130,8 @@ int Queue::Kevent(const struct kevent* changes, int nchanges,
       if (err == 0 && (kev.flags & EV_RECEIPT) == 0) continue;
       if (reported == nevents) {
         if (err == 0) continue;
-        mu_.Unlock();
-        FlushWake();
-        mu_.Lock();
-        return -err;
+        failed = err;
+        break;
       }
       kev.flags |= EV_ERROR;
       kev.data = err;
@@ -137,14 +139,26 @@ int Queue::Kevent(const struct kevent* changes, int nchanges,
     }
   }
   FlushWake();
-  if (reported > 0) return reported;
-  if (nevents == 0) return 0;
+  if (failed != 0 || reported > 0 || nevents == 0) {
+    // This call returns without epoll_wait, which is where a closed
+    // descriptor is otherwise noticed, and its number may already name
+    // another file: ask the pipe.  (Changes applied to a closed queue are
+    // invisible: it is never used again.)
+    if (HungUp()) return -EBADF;
+    return failed != 0 ? -failed : reported;
+  }
   if (timeout != nullptr &&
       (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
        timeout->tv_nsec >= 1000000000)) {
     return -EINVAL;
   }
   return Wait(events, nevents, timeout);
+}
+
+bool Queue::HungUp() {
+  struct pollfd p = {hangup_fd_, 0, 0};
+  if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0) MarkClosed();
+  return closed_.load(std::memory_order_acquire);
 }
 
 int Queue::ApplyChange(const struct kevent& kev) {
@@ -185,7 +199,8 @@ int Queue::PostAio(const struct kevent& ev) {
     Knote* kn = new Knote;
     kn->kev = ev;
     kn->kev.filter = EVFILT_AIO;
-    kn->kev.flags = EV_CLEAR | EV_ONESHOT;
+    // What io/kqueue_ext.h promises; EV_ADD as on every returned event.
+    kn->kev.flags = EV_ADD | EV_CLEAR | EV_ONESHOT;
     kn->out_fflags = ev.fflags;
     kn->out_data = ev.data;
     kn->transient = true;
@@ -214,6 +229,10 @@ int Queue::WatchAio(int fd, const struct kevent& ev) {
 void Queue::Activate(Knote* kn) {
   kn->active = true;
   if (!kn->enabled) return;
+  if (kn->parked) {
+    ready_.Remove(kn);
+    kn->parked = false;
+  }
   ready_.PushBack(kn);
   WakeLocked();
 }
@@ -243,6 +262,10 @@ void Queue::Destroy(Knote* kn) {
   delete kn;
 }
 
+// Each pass fetches what epoll has, translates it and drains the ready list
+// once, so that one call never returns a knote twice: when knotes are
+// already queued, epoll is only polled (their events plus the fresh ones go
+// out together); when none are, the pass blocks.
 int Queue::Wait(struct kevent* events, int nevents,
                 const struct timespec* timeout) {
   const int64_t deadline =
@@ -254,15 +277,13 @@ int Queue::Wait(struct kevent* events, int nevents,
                                    1000000000 +
                 timeout->tv_nsec;
   struct epoll_event evs[kMaxBatch];
-  int n = 0;
+  const int room = std::min(nevents, kMaxBatch);
   for (;;) {
     int64_t wait_ns;
     {
       absl::MutexLock lock(&mu_);
-      n += Drain(events + n, nevents - n);
-      if (n == nevents) return n;
-      if (n > 0) {
-        wait_ns = 0;  // take what else is ready, but do not block
+      if (ready_.HasUnparked()) {
+        wait_ns = 0;
       } else if (deadline < 0) {
         wait_ns = -1;
       } else {
@@ -292,23 +313,23 @@ int Queue::Wait(struct kevent* events, int nevents,
       }
       return -EBADF;
     }
-    const int room = std::min(nevents - n, kMaxBatch);
     int k = EpollWait(epfd_, evs, room, wait_ns);
     const int wait_errno = errno;
+    int n;
     {
       absl::MutexLock lock(&mu_);
       if (wait_ns != 0) --waiters_;
+      ++epoll_batch_;
       for (int i = 0; i < k; ++i) Translate(evs[i]);
       if (closed_.load(std::memory_order_acquire)) return -EBADF;
-      n += Drain(events + n, nevents - n);
-      rearm_.clear();
+      n = Drain(events, nevents);
+      // Knotes left behind (no room, or level-triggered ones returned again
+      // later) are ready: another blocked waiter must not sleep through them.
+      if (ready_.HasUnparked()) WakeLocked();
     }
     FlushWake();
-    if (k < 0) {
-      if (n > 0) return n;
-      return -wait_errno;  // EINTR: a signal handler ran, as on BSD
-    }
-    if (n > 0 || wait_ns == 0) return n;
+    if (n > 0) return n;
+    if (k < 0) return -wait_errno;  // EINTR: a signal handler ran, as on BSD
     if (deadline >= 0 && MonotonicNanos() >= deadline) return 0;
     // Everything fetched was stale or filtered out: wait again.
   }
@@ -330,6 +351,7 @@ void Queue::Translate(const struct epoll_event& ev) {
               : (EPOLLOUT | EPOLLHUP | EPOLLERR);
       if ((ev.events & relevant) == 0) continue;
       kn->pending_epoll |= ev.events;
+      kn->batch = epoll_batch_;
       Activate(kn);
     }
     return;
@@ -377,24 +399,22 @@ void Queue::ReadSignals() {
   }
 }
 
-// Moves up to `room` ready knotes into `out`.  Level-triggered knotes go back
-// to the end of the list, behind everything that was already there, so one
-// call never returns the same knote twice.
+// Moves up to `room` ready knotes into `out`.  Level-triggered knotes go
+// back to the end of the list, behind everything that was already there,
+// stamped so that this pass stops when it reaches them again.
 int Queue::Drain(struct kevent* out, int room) {
+  const uint64_t stamp = ++drain_stamp_;
   int n = 0;
-  ReadyList again;
-  while (n < room && !ready_.empty()) {
+  while (n < room && !ready_.empty() &&
+         ready_.front()->drain_stamp != stamp) {
     Knote* kn = ready_.front();
     ready_.Remove(kn);
     if (!kn->enabled) continue;
     if (!Fill(kn, &out[n])) continue;
     ++n;
-    if (Settle(kn)) again.PushBack(kn);
-  }
-  while (!again.empty()) {
-    Knote* kn = again.front();
-    again.Remove(kn);
-    ready_.PushBack(kn);
+    kn->drain_stamp = stamp;
+    kn->parked = false;
+    if (Settle(kn)) ready_.PushBack(kn);
   }
   for (int fd : rearm_) {
     // A level-triggered knote on an edge-triggered registration: MOD makes
@@ -456,9 +476,23 @@ bool Queue::FillFd(Knote* kn, struct kevent* out) {
       return false;
     }
     data = is_read ? BytesToEndOfFile(fd) : 0;
-    if (is_read && data == 0) return false;  // at the end of the file
+    if (is_read && data == 0) {
+      // At the end of the file.  Nothing tells us when it grows, so the
+      // knote stays queued and every later pass asks again; parked, it does
+      // not keep kevent() from blocking.
+      kn->parked = true;
+      kn->drain_stamp = drain_stamp_;
+      ready_.PushBack(kn);
+      return false;
+    }
   } else {
     if (ev == 0) return false;
+    // Events kept from an earlier call: the program may have closed the
+    // descriptor since, and its number may name another file now.
+    if (kn->batch != epoll_batch_ && !Revalidate(fd)) {
+      PurgeFd(fd);
+      return false;
+    }
     if (is_read) {
       eof = (ev & (EPOLLRDHUP | EPOLLHUP)) != 0;
       data = ReadableBytes(fd, e);

@@ -57,6 +57,8 @@ class Queue final {
 
   // The user's descriptor is gone: every waiter returns EBADF.
   void MarkClosed() { closed_.store(true, std::memory_order_release); }
+  // Whether the user's descriptor is closed, asking the pipe (one poll()).
+  bool HungUp();
   int hangup_fd() const { return hangup_fd_; }
 
   // After fork() in the child: closes the descriptors without locking (the
@@ -130,6 +132,8 @@ class Queue final {
   std::vector<uint32_t> slot_gens_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> free_slots_ ABSL_GUARDED_BY(mu_);
   ReadyList ready_ ABSL_GUARDED_BY(mu_);
+  uint64_t drain_stamp_ ABSL_GUARDED_BY(mu_) = 0;  // see Knote::drain_stamp
+  uint64_t epoll_batch_ ABSL_GUARDED_BY(mu_) = 0;  // see Knote::batch
   // Descriptors whose edge-triggered registration must be re-armed because a
   // level-triggered knote on them was just returned.
   std::vector<int> rearm_ ABSL_GUARDED_BY(mu_);

@@ -27,6 +27,15 @@ constexpr unsigned short kActionFlags =
 
 bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
+// The errno of an epoll_ctl MOD or DEL on a registered descriptor, as the
+// change's result.  ENOENT, or EPERM (the number now names a file epoll
+// cannot watch, so not the registered one): the registered file was closed,
+// and the number is free (EBADF) or names another file (ENOENT).
+int RegisteredFileError(int fd, int err) {
+  if (err != ENOENT && err != EPERM) return err;
+  return IsOpen(fd) ? ENOENT : EBADF;
+}
+
 bool PipeReaderGone(int fd) {
   struct pollfd p = {fd, POLLOUT, 0};
   return poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
@@ -76,6 +85,10 @@ FdEntry& Queue::Entry(int fd) {
 int Queue::ApplyFdChange(const struct kevent& kev) {
   if (kev.ident > static_cast<uintptr_t>(INT_MAX)) return EBADF;
   const int fd = static_cast<int>(kev.ident);
+  // The table grows to the largest number registered: check that the number
+  // is open before growing it (an ident of 1 << 30 must not allocate 1G
+  // entries).  An open number is below RLIMIT_NOFILE.
+  if (static_cast<size_t>(fd) >= fds_.size() && !IsOpen(fd)) return EBADF;
   FdEntry& e = Entry(fd);
   Knote*& slot = kev.filter == EVFILT_READ ? e.read : e.write;
 
@@ -182,7 +195,9 @@ int Queue::SyncFd(int fd) {
   if (e.read == nullptr && e.write == nullptr) {
     if (!e.in_epoll) return 0;
     e.in_epoll = false;
-    if (epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) != 0) return errno;
+    if (epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev) != 0) {
+      return RegisteredFileError(fd, errno);
+    }
     return 0;
   }
   // With every knote disabled the registration stays, edge-triggered and
@@ -193,7 +208,7 @@ int Queue::SyncFd(int fd) {
       e.epoll_events = ev.events;
       return 0;
     }
-    return errno == ENOENT ? (IsOpen(fd) ? ENOENT : EBADF) : errno;
+    return RegisteredFileError(fd, errno);
   }
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) {
     e.in_epoll = true;
@@ -227,14 +242,9 @@ void Queue::PurgeFd(int fd) {
 
 // A descriptor knote that waited in the ready list past the call that saw
 // its event: make sure its file was not closed (and the number reused) since.
-bool Queue::Revalidate(int fd) {
-  FdEntry& e = fds_[fd];
-  if (!e.pollable) return SameFile(fd, e);
-  struct epoll_event ev = {};
-  ev.events = e.epoll_events;
-  ev.data.u64 = Cookie(kTagFd, e.gen, static_cast<uint32_t>(fd));
-  return epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0;
-}
+// fstat() rather than EPOLL_CTL_MOD, which would re-arm the registration and
+// make an EV_CLEAR knote report the same data again.
+bool Queue::Revalidate(int fd) { return SameFile(fd, fds_[fd]); }
 
 int Queue::ApplyIdentChange(const struct kevent& kev, int aio_fd) {
   const auto key = std::make_pair(kev.filter, kev.ident);

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/internal/sysinfo.h"
 #include "io/kqueue_ext.h"
 
 namespace kqio::kq_internal {
@@ -43,6 +44,12 @@ int Registry::EnsureMonitor() {
   if (monitor_epfd_ >= 0) return monitor_epfd_;
   int epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) return -errno;
+  // absl::Mutex learns the number of CPUs the first time a lock is
+  // contended, which opens a file under /sys.  Do it now, in the caller's
+  // thread: the monitor must never open a descriptor behind the program's
+  // back (a dup2() onto a number the program just closed would fail with
+  // EBUSY, and descriptor counts would be off).
+  absl::base_internal::NumCPUs();
   // The monitor must never take a signal meant for the program (a kqueue
   // program blocks the signals it watches only in its own threads), so it
   // starts with every signal blocked.
@@ -97,10 +104,15 @@ void Registry::Release(int fd, uint32_t id) {
     if (it == shard.queues.end() || it->second.id != id) return;
     queue = std::move(it->second.queue);
     shard.queues.erase(it);
+    absl::MutexLock release_lock(&release_mu_);
+    ++releasing_;
   }
   queue->MarkClosed();
   // The last reference (ours, or that of a kevent() now waking up) closes
   // the queue's descriptors.
+  queue.reset();
+  absl::MutexLock release_lock(&release_mu_);
+  --releasing_;
 }
 
 void Registry::DrainPendingClose() {
@@ -118,6 +130,11 @@ void Registry::DrainPendingClose() {
     }
   }
   for (const auto& [fd, id] : closed) Release(fd, id);
+  // A release the monitor thread started before this call may still be
+  // closing descriptors.
+  absl::MutexLock lock(&release_mu_);
+  release_mu_.Await(absl::Condition(
+      +[](int* releasing) { return *releasing == 0; }, &releasing_));
 }
 
 int Registry::Create() {
@@ -173,10 +190,12 @@ void Registry::ForkPrepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Registry& r = Get();
   r.monitor_mu_.Lock();
   for (Shard& shard : r.shards_) shard.mu.Lock();
+  r.release_mu_.Lock();
 }
 
 void Registry::ForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Registry& r = Get();
+  r.release_mu_.Unlock();
   for (Shard& shard : r.shards_) shard.mu.Unlock();
   r.monitor_mu_.Unlock();
 }
@@ -186,6 +205,9 @@ void Registry::ForkParent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 // not survive the fork.
 void Registry::ForkChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Registry& r = Get();
+  // Releases in flight belonged to threads that do not exist here.
+  r.releasing_ = 0;
+  r.release_mu_.Unlock();
   if (abandoned == nullptr) abandoned = new std::vector<std::shared_ptr<Queue>>;
   for (Shard& shard : r.shards_) {
     for (auto& [fd, slot] : shard.queues) {

@@ -48,7 +48,10 @@ class Registry final {
     absl::Mutex mu;
     absl::flat_hash_map<int, Slot> queues ABSL_GUARDED_BY(mu);
   };
-  static constexpr int kShards = 64;
+  // ForkPrepare holds every shard's lock at once, and ThreadSanitizer's
+  // deadlock detector follows at most 64 locks held by one thread: keep the
+  // total (shards, monitor_mu_, release_mu_) well under that.
+  static constexpr int kShards = 32;
 
   Registry();
   Shard& ShardFor(int fd) { return shards_[static_cast<unsigned>(fd) % kShards]; }
@@ -64,6 +67,11 @@ class Registry final {
   static void ForkChild();
 
   Shard shards_[kShards];
+  // Releases between taking a queue out of its shard and dropping the
+  // registry's reference: DrainPendingClose waits for them, since the monitor
+  // thread may be in the middle of one.  Lock order: a shard's mu, then this.
+  absl::Mutex release_mu_;
+  int releasing_ ABSL_GUARDED_BY(release_mu_) = 0;
   absl::Mutex monitor_mu_;
   int monitor_epfd_ ABSL_GUARDED_BY(monitor_mu_) = -1;
   std::atomic<uint32_t> next_id_{1};

@@ -31,6 +31,8 @@
  *  - EVFILT_READ on a regular file, directory or other descriptor epoll cannot
  *    watch reports `data` = bytes from the file offset to the end of the file
  *    and is ready while that is not zero; EVFILT_WRITE on one is always ready.
+ *    Linux gives no notice of a file growing: every kevent() call checks, but
+ *    a call already blocked is not woken by the growth (use a timeout).
  *
  * Linux-specific behaviour worth knowing:
  *  - The descriptor returned by kqueue() is the write end of a private pipe.
@@ -48,6 +50,12 @@
  *    the same registration.
  *  - Kqueues are not inherited by fork(): in the child the descriptor is
  *    closed, as on FreeBSD.
+ *  - epoll watches a file, not a descriptor number: if a registered
+ *    descriptor is closed while a dup() of it keeps the file open, its knotes
+ *    are not removed as on FreeBSD, and until the last descriptor of the file
+ *    is closed the queue may still return their events (old udata, closed
+ *    ident).  Delete the knotes (EV_DELETE) before closing such a descriptor.
+ *    Without a dup(), close() and reuse of the number are handled.
  */
 #ifndef _SYS_EVENT_H_
 #define _SYS_EVENT_H_

@@ -1,0 +1,428 @@
+// Conformance tests for kqueue()/kevent() used from several threads: one
+// queue waited on and changed concurrently, events counted exactly, close()
+// from another thread, and many queues created and closed under a low
+// descriptor limit.  Every wait is bounded; a lost wake-up shows up as a
+// timeout, i.e. as a failure, never as a hang.
+#include <errno.h>
+#include <string.h>
+#include <sys/event.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "io/kqueue_test_util.h"
+
+namespace kqio_test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+using KqueueThreadTest = KqueueTest;
+
+// Waits, bounded by kSafety, until `done()`; returns whether it held.
+template <typename F>
+bool AwaitCondition(std::mutex& mu, std::condition_variable& cv, F done) {
+  std::unique_lock<std::mutex> lock(mu);
+  return cv.wait_for(lock, kSafety, done);
+}
+
+// Waiters that must be woken by an event use this longer timeout, so that a
+// waiter that sleeps through an event (and would find it when its own
+// timeout expires) is told apart: the test requires them all back within
+// kSafety.
+constexpr std::chrono::seconds kWaiterTimeout = 3 * kSafety;
+
+TEST_F(KqueueThreadTest, WorkerTriggersWhileTheLoopWaitsCountedExactly) {
+  // Ping-pong: the worker triggers, the loop (blocked in kevent) receives
+  // and acknowledges through a second queue, many times.  Every trigger is
+  // one event: none lost, none duplicated.
+  constexpr int kRounds = 1000;
+  ScopedFd ack(kqueue());
+  ASSERT_GE(ack.get(), 0);
+  ASSERT_EQ(Apply(kq_, 1, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+  ASSERT_EQ(Apply(ack.get(), 2, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+  std::atomic<int> worker_errors{0};
+  std::thread worker([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      if (Apply(kq_, 1, EVFILT_USER, 0, NOTE_TRIGGER) != 0) {
+        ++worker_errors;
+        return;
+      }
+      struct kevent ev;
+      if (!WaitFor(ack.get(), 2, EVFILT_USER, &ev)) {
+        ++worker_errors;
+        return;
+      }
+    }
+  });
+  int received = 0;
+  while (received < kRounds) {
+    auto evs = Wait(kq_, 4);
+    if (evs.empty()) break;  // timed out: a lost wake-up
+    ASSERT_EQ(evs.size(), 1u);
+    ASSERT_EQ(evs[0].ident, 1u);
+    ++received;
+    ASSERT_EQ(Apply(ack.get(), 2, EVFILT_USER, 0, NOTE_TRIGGER), 0);
+  }
+  worker.join();
+  EXPECT_EQ(received, kRounds);
+  EXPECT_EQ(worker_errors.load(), 0);
+  EXPECT_TRUE(Poll(kq_).empty()) << "no extra event";
+}
+
+TEST_F(KqueueThreadTest, NoTriggerIsLostWhileTheLoopWaits) {
+  // Without a hand-off the triggers coalesce (EV_CLEAR), but the loop must
+  // always see the last one.
+  constexpr int kTriggers = 5000;
+  ASSERT_EQ(Apply(kq_, 1, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+  std::atomic<int> seq{0};
+  std::atomic<int> worker_errors{0};
+  std::thread worker([&] {
+    for (int i = 1; i <= kTriggers; ++i) {
+      seq.store(i, std::memory_order_release);
+      if (Apply(kq_, 1, EVFILT_USER, 0, NOTE_TRIGGER) != 0) ++worker_errors;
+    }
+  });
+  int seen = 0, events = 0;
+  while (seen < kTriggers) {
+    auto evs = Wait(kq_, 4);
+    if (evs.empty()) break;  // timed out: the last trigger was lost
+    ++events;
+    seen = seq.load(std::memory_order_acquire);
+  }
+  worker.join();
+  EXPECT_EQ(seen, kTriggers);
+  EXPECT_LE(events, kTriggers);
+  EXPECT_EQ(worker_errors.load(), 0);
+}
+
+TEST_F(KqueueThreadTest, SeveralWaitersShareEventsExactlyOnce) {
+  constexpr int kWaiters = 4;
+  constexpr int kEvents = 400;
+  constexpr uintptr_t kStop = 0;
+  for (int i = 1; i <= kEvents; ++i) {
+    ASSERT_EQ(Apply(kq_, i, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+  }
+  // Level-triggered: once triggered, every waiter sees it.
+  ASSERT_EQ(Apply(kq_, kStop, EVFILT_USER, EV_ADD), 0);
+  std::unique_ptr<std::atomic<int>[]> hits(new std::atomic<int>[kEvents + 1]);
+  for (int i = 0; i <= kEvents; ++i) hits[i] = 0;
+  std::atomic<int> timeouts{0};
+  int stopped = 0;  // guarded by mu
+  std::mutex mu;
+  std::condition_variable cv;
+  int total = 0;
+  std::vector<std::thread> waiters;
+  for (int w = 0; w < kWaiters; ++w) {
+    waiters.emplace_back([&] {
+      for (;;) {
+        auto evs = Wait(kq_, 4, kWaiterTimeout);
+        if (evs.empty()) {
+          ++timeouts;
+          return;
+        }
+        bool stop = false;
+        for (const struct kevent& ev : evs) {
+          if (ev.ident == kStop) {
+            stop = true;
+            continue;
+          }
+          ++hits[ev.ident];
+          std::lock_guard<std::mutex> lock(mu);
+          if (++total == kEvents) cv.notify_all();
+        }
+        if (stop) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++stopped;
+          cv.notify_all();
+          return;
+        }
+      }
+    });
+  }
+  for (int i = 1; i <= kEvents; ++i) {
+    ASSERT_EQ(Apply(kq_, i, EVFILT_USER, 0, NOTE_TRIGGER), 0);
+  }
+  EXPECT_TRUE(AwaitCondition(mu, cv, [&] { return total == kEvents; }));
+  ASSERT_EQ(Apply(kq_, kStop, EVFILT_USER, 0, NOTE_TRIGGER), 0);
+  EXPECT_TRUE(AwaitCondition(mu, cv, [&] { return stopped == kWaiters; }))
+      << "a waiter slept through the level-triggered stop event";
+  for (std::thread& t : waiters) t.join();
+  EXPECT_EQ(timeouts.load(), 0) << "a waiter slept through ready events";
+  EXPECT_EQ(stopped, kWaiters);
+  for (int i = 1; i <= kEvents; ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+}
+
+TEST_F(KqueueThreadTest, LevelEventWakesEveryBlockedWaiter) {
+  constexpr int kWaiters = 3;
+  ASSERT_EQ(Apply(kq_, 1, EVFILT_USER, EV_ADD), 0);
+  std::mutex mu;
+  std::condition_variable cv;
+  int woken = 0, returned = 0;  // guarded by mu
+  std::atomic<int> started{0};
+  std::vector<std::thread> waiters;
+  for (int w = 0; w < kWaiters; ++w) {
+    waiters.emplace_back([&] {
+      ++started;
+      auto evs = Wait(kq_, 4, kWaiterTimeout);
+      std::lock_guard<std::mutex> lock(mu);
+      if (evs.size() == 1 && evs[0].ident == 1) ++woken;
+      ++returned;
+      cv.notify_all();
+    });
+  }
+  // Whether the waiters are already blocked or not, each must return the
+  // event; the pause only makes the blocked case the likely one.
+  while (started.load() < kWaiters) std::this_thread::yield();
+  std::this_thread::sleep_for(milliseconds(20));
+  ASSERT_EQ(Apply(kq_, 1, EVFILT_USER, 0, NOTE_TRIGGER), 0);
+  EXPECT_TRUE(AwaitCondition(mu, cv, [&] { return returned == kWaiters; }))
+      << "a waiter slept through the event";
+  for (std::thread& t : waiters) t.join();
+  EXPECT_EQ(woken, kWaiters);
+}
+
+TEST_F(KqueueThreadTest, ChangesFromManyThreadsWhileOneWaits) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 250;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const uintptr_t id = static_cast<uintptr_t>(t * 100000 + i);
+        // A one-shot event, triggered once: exactly one delivery each.
+        if (Apply(kq_, id, EVFILT_USER, EV_ADD | EV_ONESHOT) != 0) ++errors;
+        if (Apply(kq_, id, EVFILT_USER, 0, NOTE_TRIGGER) != 0) ++errors;
+        // And some churn on the same queue: a timer added and deleted.
+        if (Apply(kq_, id, EVFILT_TIMER, EV_ADD, 0, 60000) != 0) ++errors;
+        if (Apply(kq_, id, EVFILT_TIMER, EV_DELETE) != 0) ++errors;
+      }
+    });
+  }
+  std::vector<int> per_thread(kThreads, 0);
+  int received = 0;
+  while (received < kThreads * kPerThread) {
+    auto evs = Wait(kq_, 64);
+    if (evs.empty()) break;
+    for (const struct kevent& ev : evs) {
+      ASSERT_EQ(ev.filter, EVFILT_USER);
+      ++per_thread[ev.ident / 100000];
+      ++received;
+    }
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(received, kThreads * kPerThread);
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(per_thread[t], kPerThread);
+  EXPECT_TRUE(Poll(kq_).empty());
+}
+
+#ifdef __linux__
+// On FreeBSD a close() does not interrupt a kevent() already running on the
+// descriptor; kqio documents that the waiter returns EBADF.
+TEST(KqueueCloseThreadTest, CloseWakesBlockedWaitersWithEbadf) {
+  const int before = OpenFdCount();
+  for (int round = 0; round < 10; ++round) {
+    int kq = kqueue();
+    ASSERT_GE(kq, 0);
+    ASSERT_EQ(Apply(kq, 1, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+    constexpr int kWaiters = 2;
+    std::atomic<int> started{0}, ebadf{0}, other{0};
+    std::vector<std::thread> waiters;
+    for (int w = 0; w < kWaiters; ++w) {
+      waiters.emplace_back([&] {
+        ++started;
+        struct kevent ev;
+        const struct timespec ts = ToTimespec(2 * kSafety);
+        int r = kevent(kq, nullptr, 0, &ev, 1, &ts);
+        if (r == -1 && errno == EBADF) {
+          ++ebadf;
+        } else {
+          ++other;
+        }
+      });
+    }
+    // EBADF is the answer whether the waiters are blocked yet or not; the
+    // pause makes the interesting case (blocked) the likely one.
+    while (started.load() < kWaiters) std::this_thread::yield();
+    std::this_thread::sleep_for(milliseconds(5));
+    ASSERT_EQ(close(kq), 0);
+    for (std::thread& t : waiters) t.join();
+    EXPECT_EQ(ebadf.load(), kWaiters) << "round " << round;
+    EXPECT_EQ(other.load(), 0);
+  }
+  EXPECT_EQ(OpenFdCount(), before);
+}
+
+TEST(KqueueCloseThreadTest, CloseWhileOtherThreadsChangeAndPoll) {
+  const int before = OpenFdCount();
+  int kq = kqueue();
+  ASSERT_GE(kq, 0);
+  constexpr int kThreads = 3;
+  std::atomic<int> running{0}, saw_ebadf{0}, unexpected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      bool counted = false;
+      const auto deadline = steady_clock::now() + kSafety;
+      for (uintptr_t i = 0; steady_clock::now() < deadline; ++i) {
+        struct kevent changes[2];
+        EV_SET(&changes[0], t * 1000000 + i, EVFILT_USER,
+               EV_ADD | EV_CLEAR | EV_ONESHOT, NOTE_TRIGGER, 0, nullptr);
+        EV_SET(&changes[1], t, EVFILT_TIMER, EV_ADD, 0, 60000, nullptr);
+        struct kevent out[4];
+        const struct timespec zero = {0, 0};
+        int r = kevent(kq, changes, 2, out, 4, &zero);
+        if (r < 0) {
+          if (errno == EBADF) {
+            ++saw_ebadf;
+          } else {
+            ++unexpected;
+          }
+          return;
+        }
+        if (!counted) {
+          counted = true;
+          ++running;
+        }
+      }
+    });
+  }
+  while (running.load() < kThreads) std::this_thread::yield();
+  ASSERT_EQ(close(kq), 0);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(saw_ebadf.load(), kThreads) << "every thread sees the close";
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_EQ(OpenFdCount(), before);
+}
+#endif  // __linux__
+
+TEST(KqueueManyQueuesTest, CreateAndCloseConcurrently) {
+  const int before = OpenFdCount();
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 250;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        int kq = kqueue();
+        if (kq < 0) {
+          ++errors;
+          continue;
+        }
+        if (Apply(kq, 1, EVFILT_USER, EV_ADD | EV_CLEAR) != 0 ||
+            Apply(kq, 1, EVFILT_USER, 0, NOTE_TRIGGER) != 0 ||
+            Poll(kq).size() != 1) {
+          ++errors;
+        }
+        if (close(kq) != 0) ++errors;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(OpenFdCount(), before);
+}
+
+// Lowers RLIMIT_NOFILE for the scope of a test.
+class ScopedFdLimit final {
+ public:
+  explicit ScopedFdLimit(rlim_t soft) {
+    ok_ = getrlimit(RLIMIT_NOFILE, &old_) == 0;
+    struct rlimit low = old_;
+    low.rlim_cur = soft;
+    ok_ = ok_ && soft <= old_.rlim_max && setrlimit(RLIMIT_NOFILE, &low) == 0;
+  }
+  ScopedFdLimit(const ScopedFdLimit&) = delete;
+  ScopedFdLimit& operator=(const ScopedFdLimit&) = delete;
+  ~ScopedFdLimit() {
+    if (ok_) setrlimit(RLIMIT_NOFILE, &old_);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  struct rlimit old_;
+  bool ok_ = false;
+};
+
+int HighestOpenFd() {
+  int highest = -1;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (fcntl(fd, F_GETFD) >= 0) highest = fd;
+  }
+  return highest;
+}
+
+// Creates queues (each with a timer) until kqueue() fails; returns them.
+std::vector<int> CreateUntilFailure(int* err) {
+  std::vector<int> kqs;
+  for (int i = 0; i < 1000; ++i) {
+    int kq = kqueue();
+    if (kq < 0) {
+      *err = errno;
+      return kqs;
+    }
+    kqs.push_back(kq);
+  }
+  *err = 0;
+  return kqs;
+}
+
+TEST(KqueueManyQueuesTest, ManyQueuesUnderALowDescriptorLimit) {
+  constexpr int kLimit = 64;
+  const int before = OpenFdCount();
+  if (HighestOpenFd() >= kLimit / 2) {
+    GTEST_SKIP() << "descriptor " << HighestOpenFd()
+                 << " is already open; a limit of " << kLimit
+                 << " would leave too little room to test";
+  }
+  {
+    ScopedFdLimit limit(kLimit);
+    ASSERT_TRUE(limit.ok()) << strerror(errno);
+    // Far more queues than the limit allows at once, each with internal
+    // descriptors of every kind (epoll set, pipe, wake-up eventfd, timerfd).
+    for (int i = 0; i < 1000; ++i) {
+      int kq = kqueue();
+      ASSERT_GE(kq, 0) << "iteration " << i << ": " << strerror(errno);
+      ASSERT_EQ(Apply(kq, 1, EVFILT_TIMER, EV_ADD, 0, 60000), 0) << i;
+      ASSERT_EQ(Apply(kq, 2, EVFILT_USER, EV_ADD | EV_CLEAR), 0) << i;
+      // A wait that blocks, however briefly, creates the wake-up eventfd.
+      ASSERT_TRUE(Wait(kq, 1, milliseconds(1)).empty()) << i;
+      ASSERT_EQ(close(kq), 0);
+    }
+    // Up to the limit...
+    int err = 0;
+    std::vector<int> kqs = CreateUntilFailure(&err);
+    EXPECT_EQ(err, EMFILE);
+    EXPECT_GE(kqs.size(), 3u);
+    const size_t most = kqs.size();
+    for (int kq : kqs) ASSERT_EQ(close(kq), 0);
+    // ...and, once they are closed, up to the limit again: closing released
+    // every internal descriptor in time for the next kqueue().
+    kqs = CreateUntilFailure(&err);
+    EXPECT_EQ(err, EMFILE);
+    EXPECT_EQ(kqs.size(), most);
+    for (int kq : kqs) ASSERT_EQ(close(kq), 0);
+    int kq = kqueue();
+    ASSERT_GE(kq, 0) << strerror(errno);
+    ASSERT_EQ(Apply(kq, 1, EVFILT_USER, EV_ADD), 0);
+    ASSERT_EQ(Apply(kq, 1, EVFILT_USER, 0, NOTE_TRIGGER), 0);
+    EXPECT_EQ(Poll(kq).size(), 1u);
+    ASSERT_EQ(close(kq), 0);
+  }
+  EXPECT_EQ(OpenFdCount(), before);
+}
+
+}  // namespace
+}  // namespace kqio_test
