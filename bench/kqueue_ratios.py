@@ -2,7 +2,7 @@
 """Ratio table for //io:kqueue_benchmark, from its JSON output.
 
     bazel-bin/io/kqueue_benchmark --benchmark_out=/tmp/kq1.json
-    python3 bench/kqueue_ratios.py /tmp/kq1.json [/tmp/kq2.json ...]
+    python3 bench/kqueue_ratios.py [--cpu] /tmp/kq1.json [/tmp/kq2.json ...]
 
 Benchmarks come in pairs, "<Case>/raw/..." and "<Case>/kqio/...".  For each
 file and pair this prints the median and the minimum over the repetitions of
@@ -10,6 +10,12 @@ the real time per operation (wakeup, event or change: the benchmark's
 ops_per_iter counter) of each side, and the ratios kqio/raw (> 1: kqio is
 slower).  Given several files (several runs), it then prints the median over
 the runs and the range of each ratio.  Standard library only.
+
+--cpu uses the CPU time of the benchmark thread instead of the real time.
+On a machine shared with other work it is much steadier for Sockets and
+Changes (single-threaded: time spent waiting for a CPU is left out).  For
+PingPong it counts only the measuring thread's own work per wakeup (its
+system calls and user code), not the wakeup latency.
 """
 
 import json
@@ -39,8 +45,11 @@ def unit_of(key):
     return "change"
 
 
+TIME_FIELD = "real_time"
+
+
 def ns_per_op(b):
-    return b["real_time"] * NS_PER_UNIT[b["time_unit"]] / b["ops_per_iter"]
+    return b[TIME_FIELD] * NS_PER_UNIT[b["time_unit"]] / b["ops_per_iter"]
 
 
 def load(path):
@@ -55,11 +64,11 @@ def load(path):
         key, impl = split_impl(b["run_name"])
         if impl is None:
             continue
-        if b.get("run_type") == "aggregate":
+        if b.get("run_type") == "aggregate" and TIME_FIELD == "real_time":
             if b.get("aggregate_name") in ("median", "min"):
                 side = stats.setdefault(key, {}).setdefault(impl, {})
                 side[b["aggregate_name"]] = ns_per_op(b)
-        else:
+        elif b.get("run_type") != "aggregate":
             reps.setdefault(key, {}).setdefault(impl, []).append(ns_per_op(b))
     for key, sides in reps.items():
         for impl, values in sides.items():
@@ -84,6 +93,10 @@ def print_table(title, rows):
 
 
 def main(paths):
+    global TIME_FIELD
+    if paths and paths[0] == "--cpu":
+        TIME_FIELD = "cpu_time"
+        paths = paths[1:]
     if not paths:
         sys.exit(__doc__)
     runs = [load(p) for p in paths]
@@ -95,8 +108,8 @@ def main(paths):
                          "%.3f" % (kqio["median"] / raw["median"]),
                          raw["min"], kqio["min"],
                          "%.3f" % (kqio["min"] / raw["min"])))
-        print_table("%s: ns per op; median and min over the repetitions, "
-                    "ratio = kqio/raw" % path, rows)
+        print_table("%s: %s ns per op; median and min over the repetitions, "
+                    "ratio = kqio/raw" % (path, TIME_FIELD), rows)
     if len(runs) > 1:
         rows = []
         for key in sorted(set().union(*runs)):

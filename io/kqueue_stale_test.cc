@@ -258,5 +258,53 @@ TEST_F(KqueueStaleTest, ClosedDuringABatchOfManyDescriptors) {
   }
 }
 
+TEST_F(KqueueStaleTest, ReadKnotesLeftFromAnEarlierCallAfterReuse) {
+  // As above with read filters only, the commonest registration.  Events
+  // left in the queue must be dropped for the closed descriptors and kept
+  // for the others.  User events queued first take the room of the first
+  // call, so that read events it fetched are left over.
+  constexpr int kPairs = 16;
+  constexpr int kUser = 3;
+  std::vector<SocketPair> pairs(kPairs);
+  std::vector<int> tags(kPairs);
+  for (int i = 0; i < kUser; ++i) {
+    ASSERT_EQ(Apply(kq_, 100 + i, EVFILT_USER, EV_ADD | EV_CLEAR, NOTE_TRIGGER),
+              0);
+  }
+  for (int i = 0; i < kPairs; ++i) {
+    ASSERT_EQ(Apply(kq_, pairs[i].a.get(), EVFILT_READ, EV_ADD, 0, 0, &tags[i]),
+              0);
+    ASSERT_EQ(write(pairs[i].b.get(), "z", 1), 1);
+  }
+  auto first = Poll(kq_, kUser + 4);
+  ASSERT_EQ(first.size(), static_cast<size_t>(kUser + 4));
+  for (int i = 0; i < kUser; ++i) {
+    ASSERT_EQ(CountOf(first, 100 + i, EVFILT_USER), 1) << "returned first";
+  }
+  std::vector<ScopedFd> reused;
+  for (int i = 0; i < kPairs; i += 2) {
+    const int fd = pairs[i].a.get();
+    pairs[i].a.reset();
+    SocketPair t;
+    ASSERT_EQ(write(t.b.get(), "w", 1), 1);
+    MoveOnto(&t.a, fd);
+    reused.emplace_back(fd);
+  }
+  std::vector<int> seen(kPairs);
+  for (int round = 0; round < 8; ++round) {
+    for (const struct kevent& ev : Poll(kq_, 5)) {
+      const int i = static_cast<int>(static_cast<int*>(ev.udata) - &tags[0]);
+      ASSERT_TRUE(i >= 0 && i < kPairs);
+      EXPECT_EQ(i % 2, 1) << "event of closed descriptor " << ev.ident;
+      EXPECT_EQ(ev.ident, static_cast<uintptr_t>(pairs[i].a.get()));
+      EXPECT_EQ(ev.data, 1);
+      ++seen[i];
+    }
+  }
+  for (int i = 1; i < kPairs; i += 2) {
+    EXPECT_GE(seen[i], 1) << "level-triggered knote " << i << " was lost";
+  }
+}
+
 }  // namespace
 }  // namespace kqio_test

@@ -305,6 +305,113 @@ TEST(KqueueCloseThreadTest, CloseWhileOtherThreadsChangeAndPoll) {
   EXPECT_EQ(unexpected.load(), 0);
   EXPECT_EQ(OpenFdCount(), before);
 }
+
+// A change-only call must find out that its number no longer names the
+// queue even when it has a waiter to wake (kqio then checks and wakes with
+// one system call): the waiter, woken by the close, may not have left yet.
+TEST(KqueueCloseThreadTest, ChangeThatWouldWakeAWaiterOfAClosedQueueIsEbadf) {
+  Pipe p;
+  const int before = OpenFdCount();
+  for (int round = 0; round < 20; ++round) {
+    int kq = kqueue();
+    ASSERT_GE(kq, 0);
+    ASSERT_EQ(Apply(kq, 1, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+    std::atomic<bool> started{false};
+    std::thread waiter([&] {
+      started = true;
+      struct kevent ev;
+      const struct timespec ts = ToTimespec(kWaiterTimeout);
+      kevent(kq, nullptr, 0, &ev, 1, &ts);  // EBADF, or the trigger
+    });
+    while (!started.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(milliseconds(2));
+    ASSERT_EQ(close(kq), 0);
+    ASSERT_EQ(dup2(p.r(), kq), kq) << strerror(errno);
+    ScopedFd reuse(kq);
+    struct kevent trigger = MakeEvent(1, EVFILT_USER, 0, NOTE_TRIGGER);
+    errno = 0;
+    EXPECT_EQ(kevent(kq, &trigger, 1, nullptr, 0, nullptr), -1) << round;
+    EXPECT_EQ(errno, EBADF) << round;
+    waiter.join();
+  }
+  EXPECT_EQ(OpenFdCount(), before);
+}
+
+// The same with the number taken over by another file while the queue's own
+// file stays open through a dup() (so that nothing tells the queue): the
+// number is not a kqueue any more, with a waiter to wake or without.
+TEST(KqueueCloseThreadTest, ChangeOnANumberThatNamesAnotherFileIsEbadf) {
+  Pipe p;
+  const int before = OpenFdCount();
+  for (const bool with_waiter : {false, true}) {
+    int kq = kqueue();
+    ASSERT_GE(kq, 0);
+    ASSERT_EQ(Apply(kq, 1, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+    ScopedFd keep(dup(kq));
+    ASSERT_GE(keep.get(), 0);
+    std::thread waiter;
+    if (with_waiter) {
+      std::atomic<bool> started{false};
+      waiter = std::thread([&started, kq] {
+        started = true;
+        struct kevent ev;
+        const struct timespec ts = ToTimespec(kWaiterTimeout);
+        kevent(kq, nullptr, 0, &ev, 1, &ts);  // EBADF once `keep` closes
+      });
+      while (!started.load()) std::this_thread::yield();
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    ASSERT_EQ(dup2(p.r(), kq), kq) << strerror(errno);
+    ScopedFd reuse(kq);
+    struct kevent trigger = MakeEvent(1, EVFILT_USER, 0, NOTE_TRIGGER);
+    errno = 0;
+    EXPECT_EQ(kevent(kq, &trigger, 1, nullptr, 0, nullptr), -1) << with_waiter;
+    EXPECT_EQ(errno, EBADF) << with_waiter;
+    keep.reset();  // the queue's last descriptor: the waiter returns
+    if (waiter.joinable()) waiter.join();
+  }
+  EXPECT_EQ(OpenFdCount(), before);
+}
+
+// The descriptor is a pipe's write end, so a program can write into it.
+// The bytes are dropped, and wake-ups keep working even when it was filled.
+TEST(KqueueDescriptorTest, WritesIntoTheDescriptorDoNotLoseWakeups) {
+  const int before = OpenFdCount();
+  int kq = kqueue();
+  ASSERT_GE(kq, 0);
+  ASSERT_EQ(Apply(kq, 1, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+  EXPECT_GT(FillUntilEagain(kq), 0u);
+  constexpr int kRounds = 20;
+  std::atomic<int> waiting{-1};  // kRounds: stop
+  std::atomic<int> errors{0};
+  std::thread worker([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      while (waiting.load() < i) std::this_thread::yield();
+      if (waiting.load() == kRounds) return;
+      // Likely blocked by now; the result is the same if not.
+      std::this_thread::sleep_for(milliseconds(2));
+      if (Apply(kq, 1, EVFILT_USER, 0, NOTE_TRIGGER) != 0) ++errors;
+      if (i == kRounds / 2) FillUntilEagain(kq);  // and again, mid-way
+    }
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    waiting = i;
+    // A waiter that slept through the trigger finds the event when its own
+    // timeout expires: only an early return counts.
+    const auto start = steady_clock::now();
+    const auto evs = Wait(kq, 4, kWaiterTimeout);
+    const bool woken = evs.size() == 1u && steady_clock::now() - start < kSafety;
+    EXPECT_TRUE(woken) << "round " << i;
+    if (!woken) break;
+    EXPECT_EQ(evs[0].ident, 1u);
+  }
+  waiting = kRounds;
+  worker.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_TRUE(Poll(kq).empty());
+  ASSERT_EQ(close(kq), 0);
+  EXPECT_EQ(OpenFdCount(), before);
+}
 #endif  // __linux__
 
 TEST(KqueueManyQueuesTest, CreateAndCloseConcurrently) {

@@ -24,6 +24,9 @@ struct Knote {
   // signal deliveries, the user filter's flags, an AIO result.
   uint32_t out_fflags = 0;
   int64_t out_data = 0;
+  // EVFILT_SIGNAL: SignalHub::Count(signo) when deliveries were last added
+  // to out_data; the knote reports the difference.
+  uint64_t seen = 0;
   // Descriptor knotes that could not be returned in the batch that saw them
   // keep the epoll events here until the next call.
   uint32_t pending_epoll = 0;
@@ -56,7 +59,7 @@ struct Knote {
 
 // The kind of a watched descriptor decides how `data` is computed.
 enum class FdKind : uint8_t {
-  kUnknown,
+  kUnknown,  // not asked yet (see Queue::EnsureKind)
   kSocket,
   kListeningSocket,
   kPipe,
@@ -73,9 +76,12 @@ struct FdEntry {
   uint32_t epoll_events = 0;  // what is registered with epoll_ctl
   bool in_epoll = false;
   bool pollable = true;  // false: epoll refused it (EPERM); always ready
+  // Learnt with fstat() only when first needed: registering a read filter
+  // costs one epoll_ctl, as it would without kqio.  Until then dev/ino are
+  // unset too.
   FdKind kind = FdKind::kUnknown;
   int sticky_error = 0;  // SO_ERROR consumed by an earlier event
-  dev_t dev = 0;         // identity of a non-pollable descriptor
+  dev_t dev = 0;         // identity of the file, once `kind` is known
   ino_t ino = 0;
 };
 

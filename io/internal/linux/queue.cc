@@ -2,17 +2,16 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 
-#include "io/internal/linux/fd_probe.h"
 #include "io/internal/linux/queue_internal.h"
+#include "io/internal/linux/signal_hub.h"
 
 namespace kqio::kq_internal {
 namespace {
@@ -47,28 +46,50 @@ int EpollWait(int epfd, struct epoll_event* evs, int n, int64_t timeout_ns) {
 
 }  // namespace
 
-int Queue::Create(int hangup_fd, std::shared_ptr<Queue>* out) {
+int Queue::Create(int hangup_fd, int kq_fd, std::shared_ptr<Queue>* out) {
   int epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) return errno;
-  // No interest bits: a pipe read end reports EPOLLHUP once every writer
-  // (the user's kqueue descriptor) is closed, and nothing else.
+  // The read end reports EPOLLHUP once every writer (the user's kqueue
+  // descriptor) is closed.  EPOLLIN: bytes a program writes into its kqueue
+  // descriptor are read and dropped (see Translate), so that the pipe never
+  // fills up: a full pipe is not writable, and StillOpen's wake would be
+  // lost.
   struct epoll_event ev = {};
+  ev.events = EPOLLIN;
   ev.data.u64 = Cookie(kTagControl, 0, kControlHangup);
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, hangup_fd, &ev) != 0) {
-    int err = errno;
+  int err = 0;
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, hangup_fd, &ev) != 0) err = errno;
+  // epoll holds no reference to the file: closing kq_fd still hangs up.  No
+  // interest bits until StillOpen asks for EPOLLOUT: an event nobody asked
+  // for would take the place of a real one in a small batch.
+  ev.events = EPOLLET;
+  ev.data.u64 = Cookie(kTagControl, 0, kControlKq);
+  if (err == 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, kq_fd, &ev) != 0) err = errno;
+  // Both ends of a pipe share one inode: the identity StillOpen looks for.
+  struct stat st;
+  if (err == 0 && fstat(hangup_fd, &st) != 0) err = errno;
+  if (err != 0) {
     close(epfd);
     return err;
   }
-  out->reset(new Queue(epfd, hangup_fd));
+  out->reset(new Queue(epfd, hangup_fd, kq_fd, st.st_dev, st.st_ino));
   return 0;
 }
 
-Queue::Queue(int epfd, int hangup_fd) : epfd_(epfd), hangup_fd_(hangup_fd) {
-  sigemptyset(&signal_mask_);
-}
+Queue::Queue(int epfd, int hangup_fd, int kq_fd, dev_t pipe_dev,
+             ino_t pipe_ino)
+    : epfd_(epfd),
+      hangup_fd_(hangup_fd),
+      kq_fd_(kq_fd),
+      pipe_dev_(pipe_dev),
+      pipe_ino_(pipe_ino) {}
 
 Queue::~Queue() {
   absl::MutexLock lock(&mu_);
+  // Before notify_fd_ is closed: the hub must not write to its number.
+  for (Knote* kn : signal_knotes_) {
+    SignalHub::Get().Unsubscribe(static_cast<int>(kn->kev.ident), notify_fd_);
+  }
   // The ready list first: its links live in knotes freed below.  Posted AIO
   // completions are owned by the list alone.
   while (!ready_.empty()) {
@@ -86,8 +107,9 @@ Queue::~Queue() {
     delete e.read;
     delete e.write;
   }
+  for (Knote* kn : spare_knotes_) delete kn;
   if (wake_fd_ >= 0) close(wake_fd_);
-  if (signal_fd_ >= 0) close(signal_fd_);
+  if (notify_fd_ >= 0) close(notify_fd_);
   close(hangup_fd_);
   close(epfd_);
 }
@@ -99,7 +121,7 @@ void Queue::AbandonAfterFork() {
     }
   }
   if (wake_fd_ >= 0) close(wake_fd_);
-  if (signal_fd_ >= 0) close(signal_fd_);
+  if (notify_fd_ >= 0) close(notify_fd_);
   close(hangup_fd_);
   close(epfd_);
 }
@@ -120,7 +142,8 @@ int Queue::Kevent(const struct kevent* changes, int nchanges,
   // is copied first because changelist and eventlist may be the same array.
   int reported = 0;
   int failed = 0;  // the errno of a failed change that found no room
-  {
+  int wake_fd = -1;
+  if (nchanges > 0) {
     absl::MutexLock lock(&mu_);
     for (int i = 0; i < nchanges; ++i) {
       struct kevent kev = changes[i];
@@ -137,16 +160,17 @@ int Queue::Kevent(const struct kevent* changes, int nchanges,
       kev.data = err;
       events[reported++] = kev;
     }
+    wake_fd = TakeWakeLocked();
   }
-  FlushWake();
   if (failed != 0 || reported > 0 || nevents == 0) {
     // This call returns without epoll_wait, which is where a closed
     // descriptor is otherwise noticed, and its number may already name
-    // another file: ask the pipe.  (Changes applied to a closed queue are
-    // invisible: it is never used again.)
-    if (HungUp()) return -EBADF;
+    // another file.  (Changes applied to a closed queue are invisible: it
+    // is never used again.)
+    if (!StillOpen(wake_fd)) return -EBADF;
     return failed != 0 ? -failed : reported;
   }
+  SendWake(wake_fd);
   if (timeout != nullptr &&
       (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
        timeout->tv_nsec >= 1000000000)) {
@@ -155,10 +179,34 @@ int Queue::Kevent(const struct kevent* changes, int nchanges,
   return Wait(events, nevents, timeout);
 }
 
-bool Queue::HungUp() {
-  struct pollfd p = {hangup_fd_, 0, 0};
-  if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) != 0) MarkClosed();
-  return closed_.load(std::memory_order_acquire);
+bool Queue::StillOpen(int wake_fd) {
+  if (wake_fd >= 0) {
+    // Re-arming the edge-triggered registration of a writable pipe puts it
+    // on epoll's ready list and wakes a waiter: the wake costs nothing more.
+    struct epoll_event ev = {};
+    ev.events = EPOLLOUT | EPOLLET;
+    ev.data.u64 = Cookie(kTagControl, 0, kControlKq);
+    if (epoll_ctl(epfd_, EPOLL_CTL_MOD, kq_fd_, &ev) == 0) {
+      return !closed_.load(std::memory_order_acquire);
+    }
+    switch (errno) {
+      case EBADF:   // the number is closed
+      case ENOENT:  // it names another file (or ours through a dup() only)
+      case EPERM:   // ... one that epoll cannot watch
+      case EINVAL:  // ... an epoll set
+        MarkClosed();
+        return false;
+      default:  // ENOMEM: wake the usual way, and ask fstat()
+        SendWake(wake_fd);
+        break;
+    }
+  }
+  struct stat st;
+  if (fstat(kq_fd_, &st) != 0 || st.st_dev != pipe_dev_ ||
+      st.st_ino != pipe_ino_) {
+    MarkClosed();
+  }
+  return !closed_.load(std::memory_order_acquire);
 }
 
 int Queue::ApplyChange(const struct kevent& kev) {
@@ -194,9 +242,10 @@ void Queue::Modify(Knote* kn, const struct kevent& kev) {
 
 int Queue::PostAio(const struct kevent& ev) {
   if (closed_.load(std::memory_order_acquire)) return EBADF;
+  int wake_fd;
   {
     absl::MutexLock lock(&mu_);
-    Knote* kn = new Knote;
+    Knote* kn = NewKnote();
     kn->kev = ev;
     kn->kev.filter = EVFILT_AIO;
     // What io/kqueue_ext.h promises; EV_ADD as on every returned event.
@@ -206,8 +255,9 @@ int Queue::PostAio(const struct kevent& ev) {
     kn->transient = true;
     kn->active = true;
     Activate(kn);
+    wake_fd = TakeWakeLocked();
   }
-  FlushWake();
+  SendWake(wake_fd);
   return 0;
 }
 
@@ -218,11 +268,13 @@ int Queue::WatchAio(int fd, const struct kevent& ev) {
   struct kevent change = ev;
   change.flags &= ~EV_SYSFLAGS;
   int err;
+  int wake_fd;
   {
     absl::MutexLock lock(&mu_);
     err = ApplyIdentChange(change, fd);
+    wake_fd = TakeWakeLocked();
   }
-  FlushWake();
+  SendWake(wake_fd);
   return err;
 }
 
@@ -244,22 +296,37 @@ void Queue::WakeLocked() {
   }
 }
 
-void Queue::FlushWake() {
-  int fd = -1;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!wake_due_) return;
-    wake_due_ = false;
-    fd = wake_fd_;
-  }
+int Queue::TakeWakeLocked() {
+  if (!wake_due_) return -1;
+  wake_due_ = false;
+  return wake_fd_;  // exists: a waiter created it
+}
+
+void Queue::SendWake(int wake_fd) {
   // The descriptor lives as long as the queue, and callers hold a reference.
-  uint64_t one = 1;
-  if (fd >= 0) (void)!write(fd, &one, sizeof(one));
+  const uint64_t one = 1;
+  if (wake_fd >= 0) (void)!write(wake_fd, &one, sizeof(one));
 }
 
 void Queue::Destroy(Knote* kn) {
   ready_.Remove(kn);
-  delete kn;
+  FreeKnote(kn);
+}
+
+Knote* Queue::NewKnote() {
+  if (spare_knotes_.empty()) return new Knote;
+  Knote* kn = spare_knotes_.back();
+  spare_knotes_.pop_back();
+  *kn = Knote();
+  return kn;
+}
+
+void Queue::FreeKnote(Knote* kn) {
+  if (spare_knotes_.size() < kMaxSpareKnotes) {
+    spare_knotes_.push_back(kn);
+  } else {
+    delete kn;
+  }
 }
 
 // Each pass fetches what epoll has, translates it and drains the ready list
@@ -316,6 +383,7 @@ int Queue::Wait(struct kevent* events, int nevents,
     int k = EpollWait(epfd_, evs, room, wait_ns);
     const int wait_errno = errno;
     int n;
+    int wake_fd;
     {
       absl::MutexLock lock(&mu_);
       if (wait_ns != 0) --waiters_;
@@ -326,8 +394,9 @@ int Queue::Wait(struct kevent* events, int nevents,
       // Knotes left behind (no room, or level-triggered ones returned again
       // later) are ready: another blocked waiter must not sleep through them.
       if (ready_.HasUnparked()) WakeLocked();
+      wake_fd = TakeWakeLocked();
     }
-    FlushWake();
+    SendWake(wake_fd);
     if (n > 0) return n;
     if (k < 0) return -wait_errno;  // EINTR: a signal handler ran, as on BSD
     if (deadline >= 0 && MonotonicNanos() >= deadline) return 0;
@@ -343,6 +412,12 @@ void Queue::Translate(const struct epoll_event& ev) {
     if (index >= fds_.size()) return;
     FdEntry& e = fds_[index];
     if (e.gen != gen) return;  // an earlier file with the same number
+    // The identity of the file, for events kept past this batch (see
+    // Revalidate); fstat() fails only if the number was closed meanwhile.
+    if (EnsureKind(static_cast<int>(index), e) != 0) {
+      PurgeFd(static_cast<int>(index));
+      return;
+    }
     for (Knote* kn : {e.read, e.write}) {
       if (kn == nullptr || !kn->enabled) continue;
       const uint32_t relevant =
@@ -373,29 +448,24 @@ void Queue::Translate(const struct epoll_event& ev) {
   }
   switch (index) {
     case kControlWake:
+    case kControlKq:  // see StillOpen
       wake_pending_ = false;
       break;
     case kControlHangup:
-      MarkClosed();
+      if (ev.events & EPOLLIN) {
+        char junk[256];
+        while (read(hangup_fd_, junk, sizeof(junk)) > 0) {
+        }
+      }
+      if (ev.events & EPOLLHUP) MarkClosed();
       break;
     case kControlSignal:
-      ReadSignals();
+      SignalHub::Get().Collect();
+      CountSignals();
       break;
-  }
-}
-
-void Queue::ReadSignals() {
-  struct signalfd_siginfo info[16];
-  for (;;) {
-    ssize_t r = read(signal_fd_, info, sizeof(info));
-    if (r <= 0) return;
-    for (size_t i = 0; i < static_cast<size_t>(r) / sizeof(info[0]); ++i) {
-      auto it = idents_.find(
-          std::make_pair(short{EVFILT_SIGNAL}, uintptr_t{info[i].ssi_signo}));
-      if (it == idents_.end()) continue;
-      it->second->out_data++;
-      Activate(it->second);
-    }
+    case kControlSignalNotify:
+      CountSignals();
+      break;
   }
 }
 
@@ -429,154 +499,6 @@ int Queue::Drain(struct kevent* out, int room) {
   }
   rearm_.clear();
   return n;
-}
-
-bool Queue::Fill(Knote* kn, struct kevent* out) {
-  switch (kn->kev.filter) {
-    case EVFILT_READ:
-    case EVFILT_WRITE:
-      return FillFd(kn, out);
-    case EVFILT_USER:
-      if (!kn->active) return false;
-      *out = kn->kev;
-      out->fflags = kn->sfflags & NOTE_FFLAGSMASK;
-      out->data = kn->sdata;
-      return true;
-    case EVFILT_TIMER:
-    case EVFILT_SIGNAL:
-      if (kn->out_data == 0) return false;
-      *out = kn->kev;
-      out->fflags = 0;
-      out->data = kn->out_data;
-      return true;
-    case EVFILT_AIO:
-      *out = kn->kev;
-      out->fflags = kn->out_fflags;
-      out->data = kn->out_data;
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool Queue::FillFd(Knote* kn, struct kevent* out) {
-  const int fd = static_cast<int>(kn->kev.ident);
-  FdEntry& e = fds_[fd];
-  const uint32_t ev = kn->pending_epoll;
-  kn->pending_epoll = 0;
-  const bool is_read = kn->kev.filter == EVFILT_READ;
-  const bool socket =
-      e.kind == FdKind::kSocket || e.kind == FdKind::kListeningSocket;
-
-  int64_t data;
-  bool eof = false;
-  if (!e.pollable) {
-    if (!SameFile(fd, e)) {
-      PurgeFd(fd);  // closed, or the number now names another file
-      return false;
-    }
-    data = is_read ? BytesToEndOfFile(fd) : 0;
-    if (is_read && data == 0) {
-      // At the end of the file.  Nothing tells us when it grows, so the
-      // knote stays queued and every later pass asks again; parked, it does
-      // not keep kevent() from blocking.
-      kn->parked = true;
-      kn->drain_stamp = drain_stamp_;
-      ready_.PushBack(kn);
-      return false;
-    }
-  } else {
-    if (ev == 0) return false;
-    // Events kept from an earlier call: the program may have closed the
-    // descriptor since, and its number may name another file now.
-    if (kn->batch != epoll_batch_ && !Revalidate(fd)) {
-      PurgeFd(fd);
-      return false;
-    }
-    if (is_read) {
-      eof = (ev & (EPOLLRDHUP | EPOLLHUP)) != 0;
-      data = ReadableBytes(fd, e);
-      // A socket or pipe with nothing to read and no EOF or error is a stale
-      // level report (the bytes were read since): not an event.
-      if (!eof && (ev & EPOLLERR) == 0 && data == 0 &&
-          (socket || e.kind == FdKind::kPipe)) {
-        return false;
-      }
-    } else {
-      // A pipe whose reader is gone reports EPOLLERR; a socket, EPOLLHUP.
-      eof = (ev & (socket ? EPOLLHUP : (EPOLLHUP | EPOLLERR))) != 0;
-      data = WritableSpace(fd, e);
-    }
-    if ((kn->sfflags & NOTE_LOWAT) && !eof && data < kn->sdata) return false;
-  }
-
-  *out = kn->kev;
-  out->fflags = 0;
-  out->data = data;
-  if (eof) {
-    out->flags |= EV_EOF;
-    if (socket) {
-      // SO_ERROR clears the error, so keep it for later events.
-      if (int err = TakeSocketError(fd); err != 0) e.sticky_error = err;
-      out->fflags = static_cast<unsigned int>(e.sticky_error);
-    }
-  }
-  return true;
-}
-
-bool Queue::Settle(Knote* kn) {
-  const unsigned short flags = kn->kev.flags;
-  const short filter = kn->kev.filter;
-  if (kn->transient) {
-    delete kn;
-    return false;
-  }
-  if (flags & EV_ONESHOT) {
-    if (filter == EVFILT_READ || filter == EVFILT_WRITE) {
-      const int fd = static_cast<int>(kn->kev.ident);
-      FdEntry& e = fds_[fd];
-      (filter == EVFILT_READ ? e.read : e.write) = nullptr;
-      delete kn;
-      if (SyncFd(fd) != 0) PurgeFd(fd);
-    } else {
-      idents_.erase(std::make_pair(filter, kn->kev.ident));
-      Detach(kn);
-      Destroy(kn);
-    }
-    return false;
-  }
-  const bool fd_filter = filter == EVFILT_READ || filter == EVFILT_WRITE;
-  bool level = (flags & EV_CLEAR) == 0;
-  if (flags & EV_CLEAR) {
-    kn->active = false;
-    kn->out_data = 0;
-  }
-  if (flags & EV_DISPATCH) {
-    kn->enabled = false;
-    if (fd_filter) {
-      const int fd = static_cast<int>(kn->kev.ident);
-      if (SyncFd(fd) != 0) {
-        PurgeFd(fd);
-        return false;
-      }
-    } else {
-      SyncSource(kn);
-    }
-    return false;
-  }
-  if (!level) return false;
-  if (fd_filter) {
-    const int fd = static_cast<int>(kn->kev.ident);
-    FdEntry& e = fds_[fd];
-    if (!e.pollable) return true;  // always ready
-    // epoll re-reports a level-triggered registration by itself; an
-    // edge-triggered one (shared with an EV_CLEAR knote) needs a re-arm.
-    if (e.epoll_events & EPOLLET) rearm_.push_back(fd);
-    return false;
-  }
-  // Still triggered until cleared or deleted: a user event, or an absolute
-  // timer that has fired.
-  return filter == EVFILT_USER || filter == EVFILT_TIMER;
 }
 
 }  // namespace kqio::kq_internal

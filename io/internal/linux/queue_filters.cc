@@ -1,13 +1,11 @@
 // The changelist half of the Linux kqueue: registering, modifying and
 // deleting knotes, filter by filter, and keeping their kernel sources (epoll
-// registrations, timerfds, the signalfd) in step.
+// registrations, timerfds) in step.  Signals are in queue_signals.cc.
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -96,16 +94,18 @@ int Queue::ApplyFdChange(const struct kevent& kev) {
     if ((kev.flags & EV_ADD) == 0) return IsOpen(fd) ? ENOENT : EBADF;
     const bool fresh = e.read == nullptr && e.write == nullptr;
     if (fresh) {
-      int err = ProbeKind(fd, e);
-      if (err != 0) return err;
+      // Possibly another file than the last one with this number.
+      e.kind = FdKind::kUnknown;
       e.pollable = true;
       e.sticky_error = 0;
     }
-    if (kev.filter == EVFILT_WRITE && e.kind == FdKind::kPipe &&
-        PipeReaderGone(fd)) {
-      return EPIPE;  // as FreeBSD: nobody will ever read what is written
+    if (kev.filter == EVFILT_WRITE) {
+      if (int err = EnsureKind(fd, e); err != 0) return err;
+      if (e.kind == FdKind::kPipe && PipeReaderGone(fd)) {
+        return EPIPE;  // as FreeBSD: nobody will ever read what is written
+      }
     }
-    Knote* kn = new Knote;
+    Knote* kn = NewKnote();
     kn->kev = kev;
     kn->kev.flags &= ~kActionFlags;
     kn->sfflags = kev.fflags;
@@ -116,26 +116,16 @@ int Queue::ApplyFdChange(const struct kevent& kev) {
     if ((err == ENOENT || err == EBADF) && !fresh) {
       // The other knote on this number belonged to a file that has since
       // been closed: it is gone, as close() would have removed it on BSD.
+      // Start again on a fresh entry.
       slot = nullptr;
+      FreeKnote(kn);
       PurgeFd(fd);
-      FdEntry& fresh_entry = Entry(fd);
-      err = ProbeKind(fd, fresh_entry);
-      if (err == 0) {
-        (kev.filter == EVFILT_READ ? fresh_entry.read : fresh_entry.write) =
-            kn;
-        err = SyncFd(fd);
-        if (err != 0) {
-          (kev.filter == EVFILT_READ ? fresh_entry.read
-                                     : fresh_entry.write) = nullptr;
-        }
-      }
-      if (err != 0) delete kn;
-      return err;
+      return ApplyFdChange(kev);
     }
     if (err != 0) {
       slot = nullptr;
       ready_.Remove(kn);
-      delete kn;
+      FreeKnote(kn);
     }
     return err;
   }
@@ -144,7 +134,7 @@ int Queue::ApplyFdChange(const struct kevent& kev) {
   if (kev.flags & EV_DELETE) {
     slot = nullptr;
     ready_.Remove(kn);
-    delete kn;
+    FreeKnote(kn);
     int err = SyncFd(fd);
     if (err != 0) PurgeFd(fd);  // it belonged to a closed file
     return err;
@@ -217,11 +207,17 @@ int Queue::SyncFd(int fd) {
   }
   if (errno == EPERM) {
     // Regular files and other descriptors epoll cannot watch never block:
-    // their knotes are always ready and live in user space.
+    // their knotes are always ready and live in user space, and SameFile
+    // needs the identity.
+    if (int err = EnsureKind(fd, e); err != 0) return err;
     e.pollable = false;
     return SyncFd(fd);
   }
   return errno;
+}
+
+int Queue::EnsureKind(int fd, FdEntry& e) {
+  return e.kind == FdKind::kUnknown ? ProbeKind(fd, e) : 0;
 }
 
 void Queue::PurgeFd(int fd) {
@@ -229,7 +225,7 @@ void Queue::PurgeFd(int fd) {
   for (Knote* kn : {e.read, e.write}) {
     if (kn == nullptr) continue;
     ready_.Remove(kn);
-    delete kn;
+    FreeKnote(kn);
   }
   if (e.in_epoll) {
     struct epoll_event ev = {};
@@ -251,7 +247,7 @@ int Queue::ApplyIdentChange(const struct kevent& kev, int aio_fd) {
   auto it = idents_.find(key);
   if (it == idents_.end()) {
     if ((kev.flags & EV_ADD) == 0) return ENOENT;
-    Knote* kn = new Knote;
+    Knote* kn = NewKnote();
     kn->kev = kev;
     kn->kev.flags &= ~kActionFlags;
     kn->sfflags = kev.fflags;
@@ -260,7 +256,7 @@ int Queue::ApplyIdentChange(const struct kevent& kev, int aio_fd) {
     kn->source_fd = aio_fd;
     int err = Attach(kn);
     if (err != 0) {
-      delete kn;
+      FreeKnote(kn);
       return err;
     }
     idents_.emplace(key, kn);
@@ -307,25 +303,8 @@ int Queue::Attach(Knote* kn) {
       }
       return err;
     }
-    case EVFILT_SIGNAL: {
-      if (kn->kev.ident < 1 || kn->kev.ident >= static_cast<uintptr_t>(NSIG)) {
-        return EINVAL;
-      }
-      const int signo = static_cast<int>(kn->kev.ident);
-      kn->kev.flags |= EV_CLEAR;  // FreeBSD forces it for signals
-      sigaddset(&signal_mask_, signo);
-      int err = UpdateSignalMask();
-      if (err != 0) {
-        sigdelset(&signal_mask_, signo);
-        return err;
-      }
-      // signalfd only sees blocked signals (see <sys/event.h>).
-      sigset_t one;
-      sigemptyset(&one);
-      sigaddset(&one, signo);
-      pthread_sigmask(SIG_BLOCK, &one, nullptr);
-      return 0;
-    }
+    case EVFILT_SIGNAL:
+      return AttachSignal(kn);
     case EVFILT_AIO:
       kn->kev.flags |= EV_CLEAR;
       kn->slot = AllocSlot(kn);
@@ -400,8 +379,7 @@ void Queue::Detach(Knote* kn) {
       FreeSlot(kn->slot);
       break;
     case EVFILT_SIGNAL:
-      sigdelset(&signal_mask_, static_cast<int>(kn->kev.ident));
-      UpdateSignalMask();
+      DetachSignal(kn);
       break;
     case EVFILT_AIO: {
       struct epoll_event ev = {};
@@ -452,23 +430,6 @@ int Queue::ArmTimer(Knote* kn) {
     its.it_interval = its.it_value;
   }
   if (timerfd_settime(kn->source_fd, flags, &its, nullptr) != 0) return errno;
-  return 0;
-}
-
-int Queue::UpdateSignalMask() {
-  int fd = signalfd(signal_fd_, &signal_mask_, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (fd < 0) return errno;
-  if (signal_fd_ < 0) {
-    struct epoll_event ev = {};
-    ev.events = EPOLLIN;
-    ev.data.u64 = Cookie(kTagControl, 0, kControlSignal);
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      int err = errno;
-      close(fd);
-      return err;
-    }
-    signal_fd_ = fd;
-  }
   return 0;
 }
 

@@ -1,5 +1,6 @@
-// Definitions shared by queue.cc (the wait) and queue_filters.cc (the
-// changes): how an epoll registration names what it belongs to.
+// Definitions shared by the files of the Linux queue: queue.cc (the wait),
+// queue_filters.cc (the changes), queue_events.cc (what is returned) and
+// queue_signals.cc: how an epoll registration names what it belongs to.
 #ifndef KQIO_IO_INTERNAL_LINUX_QUEUE_INTERNAL_H_
 #define KQIO_IO_INTERNAL_LINUX_QUEUE_INTERNAL_H_
 
@@ -14,9 +15,11 @@ namespace kqio::kq_internal {
 inline constexpr uint64_t kTagFd = 0;    // index: descriptor, gen: FdEntry::gen
 inline constexpr uint64_t kTagSlot = 1;  // index: slot, gen: slot generation
 inline constexpr uint64_t kTagControl = 2;  // index: a kControl* value
-inline constexpr uint32_t kControlWake = 0;
-inline constexpr uint32_t kControlHangup = 1;
-inline constexpr uint32_t kControlSignal = 2;
+inline constexpr uint32_t kControlWake = 0;    // the wake eventfd
+inline constexpr uint32_t kControlHangup = 1;  // the hangup pipe's read end
+inline constexpr uint32_t kControlSignal = 2;  // SignalHub's signalfd
+inline constexpr uint32_t kControlSignalNotify = 3;  // the hub's note to us
+inline constexpr uint32_t kControlKq = 4;  // the user's kqueue descriptor
 inline constexpr uint32_t kGenMask = 0x3fffffff;
 
 inline uint64_t Cookie(uint64_t tag, uint32_t gen, uint32_t index) {

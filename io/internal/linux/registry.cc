@@ -148,7 +148,7 @@ int Registry::Create() {
     if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return -errno;
   }
   std::shared_ptr<Queue> queue;
-  if (int err = Queue::Create(p[0], &queue); err != 0) {
+  if (int err = Queue::Create(p[0], p[1], &queue); err != 0) {
     close(p[0]);
     close(p[1]);
     return -err;
