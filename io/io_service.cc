@@ -383,6 +383,30 @@ void IoService::ReleaseWork() {
   }
 }
 
+void IoService::WorkStarted() {
+  pool_work_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void IoService::WorkFinished() {
+  if (pool_work_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    absl::MutexLock lock(&mu_);
+    WakeLocked();  // Run() or Shutdown() may be waiting for just this
+  }
+}
+
+// Shutdown's wait for pool results: blocks until a Post() arrives or the
+// last result is in.  It waits on mu_ rather than in kevent(), which could
+// spin on a level-triggered registration that is still ready.
+void IoService::WaitForIncoming() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](IoService* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+        return !self->incoming_.empty() ||
+               self->pool_work_.load(std::memory_order_acquire) == 0;
+      },
+      this));
+}
+
 // ---------------------------------------------------------------------------
 // Timers.
 
@@ -448,10 +472,18 @@ void IoService::Shutdown(absl::Duration drain) {
       absl::MutexLock lock(&mu_);
       TakeIncomingLocked();
       if (pending_.empty() && batch_pos_ >= batch_.size() &&
-          tracked_head_ == nullptr && timers_.empty()) {
+          tracked_head_ == nullptr && timers_.empty() &&
+          pool_work_.load(std::memory_order_acquire) == 0) {
         closed_ = true;  // from here on Post() rejects
         break;
       }
+    }
+    // Only pool results still to come (tasks running on workers, whose
+    // completions will be posted here): wait for them.
+    if (pending_.empty() && batch_pos_ >= batch_.size() &&
+        tracked_head_ == nullptr && timers_.empty()) {
+      WaitForIncoming();
+      continue;
     }
     RunBatch(/*honour_stop=*/false);
   }

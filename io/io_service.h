@@ -177,6 +177,15 @@ class IoService final : public threadpool::Executor {
   // destroys `fn` without running it (see the class comment).
   void Post(Closure fn) override;
 
+  // Results on their way from a threadpool::ThreadPool (threadpool/
+  // executor.h): while any task submitted with this service as its executor
+  // has not delivered its completion, Run() keeps going and Shutdown()
+  // waits for it (after cancelling what it can through tracked operations),
+  // so no completion is lost and no worker posts to a destroyed service.
+  // Called by the pool; thread-safe.
+  void WorkStarted() override;
+  void WorkFinished() override;
+
   WorkGuard MakeWorkGuard() { return WorkGuard(*this); }
 
   // Ends the service: on the loop thread, or when no thread runs the loop;
@@ -299,7 +308,8 @@ class IoService final : public threadpool::Executor {
   size_t Iterate(bool may_block, int64_t deadline_cap_ns);
   bool HasWork() const;
   bool HasOwnWork() const {
-    return !timers_.empty() || keep_alive_slots_ > 0 || tracked_count_ > 0;
+    return !timers_.empty() || keep_alive_slots_ > 0 || tracked_count_ > 0 ||
+           pool_work_.load(std::memory_order_acquire) > 0;
   }
   size_t DispatchEvents();
   bool Dispatch(const struct kevent& ev);
@@ -308,6 +318,7 @@ class IoService final : public threadpool::Executor {
   void TakeIncomingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseWork();
+  void WaitForIncoming();
   // One post in post_latency_sample_every (per thread) is sampled: wrapped
   // so that it records its time in the queue when it runs.  The others pass
   // through untouched, and the queues hold bare closures.
@@ -353,6 +364,7 @@ class IoService final : public threadpool::Executor {
   std::atomic<bool> stopped_{false};
   std::atomic<bool> shut_down_{false};
   std::atomic<int64_t> work_guards_{0};
+  std::atomic<int64_t> pool_work_{0};  // WorkStarted - WorkFinished
   std::atomic<std::thread::id> running_thread_{};
   // Gauges the loop publishes for metrics().
   std::atomic<size_t> timers_gauge_{0}, slots_gauge_{0}, tracked_gauge_{0};

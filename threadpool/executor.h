@@ -22,6 +22,16 @@ class Executor {
   // executor that is shutting down still runs (or destroys) every closure it
   // accepted; it never drops one silently.
   virtual void Post(absl::AnyInvocable<void()> fn) = 0;
+
+  // Work accounting, for an executor that must know results are on their
+  // way: io::IoService's Run() does not return for lack of work, and its
+  // Shutdown() waits, while any are outstanding.  The pool calls
+  // WorkStarted() when it accepts a task for this executor (before the task
+  // can run) and WorkFinished() on the executor's thread right after that
+  // task's completion ran; a refused submission calls both.  Thread-safe.
+  // The defaults do nothing.
+  virtual void WorkStarted() {}
+  virtual void WorkFinished() {}
 };
 
 }  // namespace threadpool

@@ -309,6 +309,7 @@ void TaskBase::Deliver() {
   if (cancelled) DropResult();  // finished, but cancelled before delivery
   core_->CountDelivered(lane_, cancelled);
   Finish(cancelled);
+  executor_->WorkFinished();  // last: the executor may now wind down
 }
 
 }  // namespace internal
@@ -341,8 +342,14 @@ ThreadPool::~ThreadPool() { Shutdown(Mode::kCancel); }
 
 absl::StatusOr<TaskHandle> ThreadPool::Enqueue(
     Lane lane, Executor& executor, std::shared_ptr<internal::TaskBase> task) {
+  // Counted before the task is published: a worker may finish it and its
+  // completion may run (WorkFinished) before Enqueue returns.
+  executor.WorkStarted();
   absl::Status status = core_->Enqueue(lane, &executor, task);
-  if (!status.ok()) return status;  // `task` and its callables die unlocked
+  if (!status.ok()) {
+    executor.WorkFinished();
+    return status;  // `task` and its callables die unlocked
+  }
   return TaskHandle(std::move(task));
 }
 

@@ -17,10 +17,10 @@
 // queue: the program may have closed it, and the number may name another
 // file already.  The check is one system call, and doubles as the wake when
 // the changes must wake a waiter: the user's descriptor is itself in the
-// epoll set, edge-triggered for EPOLLOUT (which a pipe nobody fills always
-// has), and EPOLL_CTL_MOD on that registration fails unless the number still
-// names the same file, and otherwise re-queues it, waking one waiter.  With
-// no wake due, fstat() answers instead (a MOD would wake somebody).
+// epoll set (edge-triggered), and EPOLL_CTL_MOD of that registration to
+// EPOLLOUT, which a pipe nobody fills always has, fails unless the number
+// still names the same file, and otherwise queues it, waking one waiter.
+// With no wake due, fstat() answers instead (a MOD would wake somebody).
 //
 // Thread-safety: every public method may be called from any thread.  The
 // mutex is never held across epoll_wait and never while user code runs (this

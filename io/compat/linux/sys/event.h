@@ -39,12 +39,22 @@
  *    close() on it releases every internal descriptor (asynchronously, within
  *    microseconds, and synchronously before the next kqueue() call needs the
  *    number) and makes a kevent() blocked in another thread return -1/EBADF.
- *    It cannot itself be watched with poll() or another kqueue.
- *  - EVFILT_SIGNAL is built on signalfd, which only sees blocked signals: an
- *    EV_ADD blocks the signal in the calling thread (threads created later
- *    inherit the mask; block it in threads that already exist, as with
- *    sigwait()).  The signal's disposition is not changed.  A signal is counted
- *    by one queue only, even if several queues watch it.
+ *    It cannot itself be watched with poll() or another kqueue, and a dup()
+ *    of it is not a kqueue descriptor.  Bytes written into it are discarded.
+ *  - EVFILT_SIGNAL is built on one signalfd shared by every queue, and, as on
+ *    FreeBSD, each delivery is counted by every knote that watches the
+ *    signal, in every queue.  A signalfd only sees signals that are blocked:
+ *    an EV_ADD blocks the signal in the calling thread, and threads created
+ *    later inherit the mask, but a thread that already exists and does not
+ *    block the signal takes it instead (its handler or default action runs,
+ *    and no queue sees it).  So block the signal in every thread, best in
+ *    main() before any thread starts, as with sigwait().  A blocked signal is
+ *    reported even when its disposition is SIG_IGN (Linux keeps blocked
+ *    signals pending whatever their disposition).  The disposition is never
+ *    changed.  A signal sent to a thread (raise(), pthread_kill()) rather
+ *    than to the process is seen when that thread calls kevent().  A standard
+ *    signal that is still pending is not queued again: deliveries that come
+ *    before kqio has read the previous one count as one.
  *  - The socket error reported in fflags with EV_EOF is read with SO_ERROR,
  *    which clears it; it is remembered and reported again on later events of
  *    the same registration.
