@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bench/mutex_mode.h"
 #include "benchmark/benchmark.h"
 #include "io/io_service.h"
 #include "threadpool/thread_pool.h"
@@ -282,6 +283,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace kqio
 
 int main(int argc, char** argv) {
+  kqio::bench::UseReleaseMutexMode();
   setenv("UV_THREADPOOL_SIZE", "2", /*overwrite=*/0);  // before libuv starts
   BENCH_CHECK(kqio::PoolSize() >= 1);
   std::vector<std::string> defaults = {

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "bench/mutex_mode.h"
 #include "benchmark/benchmark.h"
 #include "io/io_service.h"
 #include "io/timer_queue.h"
@@ -466,13 +467,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace kqio
 
 int main(int argc, char** argv) {
-  const char* detect = getenv("KQIO_BENCH_DEADLOCK_DETECTION");
-  const bool keep_detection = detect != nullptr && detect[0] == '1';
-  if (!keep_detection) {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
-  printf("absl::Mutex deadlock detection: %s\n",
-         keep_detection ? "Abseil's default (on in Debian's build)" : "off");
+  kqio::bench::UseReleaseMutexMode();
   std::vector<std::string> defaults = {
       "--benchmark_repetitions=5",
       "--benchmark_display_aggregates_only=true",

@@ -56,6 +56,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/mutex_mode.h"
 #include "benchmark/benchmark.h"
 
 namespace {
@@ -570,6 +571,7 @@ void RaiseFdLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kqio::bench::UseReleaseMutexMode();
   RaiseFdLimit();
   // Defaults first: flags given on the command line come later and win.
   std::vector<std::string> defaults = {

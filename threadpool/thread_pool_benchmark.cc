@@ -25,8 +25,8 @@
 // Debian's libabsl is built without NDEBUG, so every absl::Mutex::Lock also
 // runs Abseil's deadlock detector (a release build of Abseil does not): about
 // 400 of kqio's ~2300 instructions per round trip under callgrind.
-// KQIO_BENCH_ABSL_DEADLOCK_DETECTION=0 turns it off for the run, to see the
-// pool as a release build would.
+// bench/mutex_mode.h turns it off (KQIO_BENCH_DEADLOCK_DETECTION=1 keeps
+// it), to see the pool as a release build would.
 //
 // KQIO_BENCH_ITERATIONS=N fixes every benchmark's iteration count (for
 // callgrind, where instruction counts per trip are then exact).
@@ -55,6 +55,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/mutex_mode.h"
 #include "benchmark/benchmark.h"
 #include "threadpool/executor.h"
 #include "threadpool/thread_pool.h"
@@ -392,11 +393,7 @@ int main(int argc, char** argv) {
   int args_count = static_cast<int>(args.size());
   args.push_back(nullptr);
 
-  const char* detect = getenv("KQIO_BENCH_ABSL_DEADLOCK_DETECTION");
-  if (detect != nullptr && std::string(detect) == "0") {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-    fprintf(stderr, "absl::Mutex deadlock detection: off\n");
-  }
+  kqio::bench::UseReleaseMutexMode();
   kqio::threadpool::RegisterAll();
   benchmark::Initialize(&args_count, args.data());
   if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) {
