@@ -9,7 +9,7 @@ so a consumer can bring its own Abseil, GoogleTest or Benchmark.
 """
 
 load(":absl.bzl", "absl_repository")
-load(":repositories.bzl", "pkg_config_repository", "platforms_repository", "stub_repository")
+load(":repositories.bzl", "pkg_config_repository", "platforms_repository", "stub_repository", "system_headers_repository")
 
 def _maybe(rule, name, **kwargs):
     if not native.existing_rule(name):
@@ -48,3 +48,13 @@ def kqio_dependencies():
     )
     _maybe(pkg_config_repository, name = "liburing", targets = {"liburing": ["liburing"]}, linux_only = True)
     _maybe(pkg_config_repository, name = "libuv", targets = {"libuv": ["libuv"]})
+
+    # Standalone Asio (libasio-dev), header-only; a peer in //bench only.
+    _maybe(
+        system_headers_repository,
+        name = "asio",
+        header = "asio.hpp",
+        package = "libasio-dev",
+        defines = ["ASIO_STANDALONE"],
+        linkopts = ["-pthread"],
+    )

@@ -126,3 +126,37 @@ platforms_repository = repository_rule(
     implementation = _platforms_repository_impl,
     doc = "Bazel's bundled @platforms plus the cpu values newer Abseil expects.",
 )
+
+def _system_headers_repository_impl(repository_ctx):
+    # Header-only libraries have no pkg-config module on Debian: look for the
+    # header where the compiler does, so a missing package fails here, with
+    # the package to install, rather than as a compile error.
+    header = repository_ctx.attr.header
+    dirs = repository_ctx.attr.include_dirs
+    if not [d for d in dirs if repository_ctx.path(d).get_child(header).exists]:
+        fail("<%s> not found in %s: install Debian's %s; %s" % (
+            header,
+            ", ".join(dirs),
+            repository_ctx.attr.package,
+            _INSTALL_HINT,
+        ))
+    repository_ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % repository_ctx.name)
+    repository_ctx.file("BUILD.bazel", 'package(default_visibility = ["//visibility:public"])\n' + cc_library_stanza(
+        repository_ctx.name,
+        repository_ctx.attr.linkopts,
+        repository_ctx.attr.defines,
+    ))
+
+system_headers_repository = repository_rule(
+    implementation = _system_headers_repository_impl,
+    doc = """A header-only library installed by a Debian package: one
+    cc_library named after the repository, carrying only `defines` and
+    `linkopts` (the headers are on the compiler's default include path).""",
+    attrs = {
+        "header": attr.string(mandatory = True, doc = "a header the package installs"),
+        "package": attr.string(mandatory = True, doc = "the Debian package, for the error message"),
+        "include_dirs": attr.string_list(default = ["/usr/include", "/usr/local/include"]),
+        "defines": attr.string_list(),
+        "linkopts": attr.string_list(),
+    },
+)
