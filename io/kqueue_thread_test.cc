@@ -4,6 +4,7 @@
 // descriptor limit.  Every wait is bounded; a lost wake-up shows up as a
 // timeout, i.e. as a failure, never as a hang.
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/event.h>
 #include <sys/resource.h>
@@ -504,7 +505,6 @@ TEST(KqueueManyQueuesTest, ManyQueuesUnderALowDescriptorLimit) {
       ASSERT_GE(kq, 0) << "iteration " << i << ": " << strerror(errno);
       ASSERT_EQ(Apply(kq, 1, EVFILT_TIMER, EV_ADD, 0, 60000), 0) << i;
       ASSERT_EQ(Apply(kq, 2, EVFILT_USER, EV_ADD | EV_CLEAR), 0) << i;
-      // A wait that blocks, however briefly, creates the wake-up eventfd.
       ASSERT_TRUE(Wait(kq, 1, milliseconds(1)).empty()) << i;
       ASSERT_EQ(close(kq), 0);
     }
@@ -528,6 +528,88 @@ TEST(KqueueManyQueuesTest, ManyQueuesUnderALowDescriptorLimit) {
     EXPECT_EQ(Poll(kq).size(), 1u);
     ASSERT_EQ(close(kq), 0);
   }
+  EXPECT_EQ(OpenFdCount(), before);
+}
+
+// Opens descriptors until the table is full (EMFILE); returns them.
+std::vector<ScopedFd> FillDescriptorTable() {
+  std::vector<ScopedFd> fds;
+  for (int i = 0; i < 65536; ++i) {
+    const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      EXPECT_EQ(errno, EMFILE) << strerror(errno);
+      break;
+    }
+    fds.emplace_back(fd);
+  }
+  return fds;
+}
+
+// A queue made while descriptors were available keeps working once the
+// table is full: waiting (blocking, with a timeout), being woken from
+// another thread and timers need no new descriptor.  Only a change that
+// needs one of its own fails, with EMFILE as its error.
+TEST(KqueueDescriptorLimitTest, FullTableLeavesAnExistingQueueWorking) {
+  const int before = OpenFdCount();
+  const int kq = kqueue();
+  ASSERT_GE(kq, 0) << strerror(errno);
+  ASSERT_EQ(Apply(kq, 1, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 20), 0);
+  ASSERT_EQ(Apply(kq, 2, EVFILT_USER, EV_ADD | EV_CLEAR), 0);
+  ASSERT_EQ(Apply(kq, 3, EVFILT_TIMER, EV_ADD, NOTE_MSECONDS, 5), 0);
+  {
+    ScopedFdLimit limit(static_cast<rlim_t>(HighestOpenFd()) + 8);
+    ASSERT_TRUE(limit.ok()) << strerror(errno);
+    // Closed before the limit is restored, even when an assertion fails.
+    const std::vector<ScopedFd> filler = FillDescriptorTable();
+    ASSERT_FALSE(filler.empty());
+    // kqueue() needs descriptors: it is what reports the full table.
+    errno = 0;
+    EXPECT_EQ(kqueue(), -1);
+    EXPECT_EQ(errno, EMFILE);
+    std::vector<struct kevent> evs(4);
+
+#ifdef __linux__
+    // kqio gives each timer a timerfd: adding one now fails, as an EV_ERROR
+    // entry when there is room for it, otherwise as the call's error.
+    struct kevent change;
+    EV_SET(&change, 4, EVFILT_TIMER, EV_ADD, 0, 10, nullptr);
+    const struct timespec zero = {0, 0};
+    ASSERT_EQ(kevent(kq, &change, 1, evs.data(), 4, &zero), 1);
+    EXPECT_TRUE(evs[0].flags & EV_ERROR);
+    EXPECT_EQ(evs[0].data, EMFILE);
+    EXPECT_EQ(evs[0].ident, 4u);
+    errno = 0;
+    EXPECT_EQ(kevent(kq, &change, 1, nullptr, 0, &zero), -1);
+    EXPECT_EQ(errno, EMFILE);
+    EXPECT_EQ(Apply(kq, 4, EVFILT_TIMER, EV_DELETE), ENOENT);
+#endif
+
+    // The first wait that blocks (nothing is ready yet).
+    struct kevent ev;
+    ASSERT_TRUE(WaitFor(kq, 1, EVFILT_TIMER, &ev));
+    EXPECT_EQ(ev.data, 1);
+    // A periodic timer keeps firing.
+    ASSERT_TRUE(WaitFor(kq, 3, EVFILT_TIMER, &ev));
+    EXPECT_GE(ev.data, 1);
+    ASSERT_EQ(Apply(kq, 3, EVFILT_TIMER, EV_DELETE), 0);
+    // A wait that times out.
+    const struct timespec brief = {0, 2000000};
+    EXPECT_EQ(kevent(kq, nullptr, 0, evs.data(), 4, &brief), 0)
+        << strerror(errno);
+    // A trigger from another thread, most likely while this one waits.
+    std::thread worker([kq] {
+      std::this_thread::sleep_for(milliseconds(2));
+      EXPECT_EQ(Apply(kq, 2, EVFILT_USER, 0, NOTE_TRIGGER), 0);
+    });
+    const bool woken = WaitFor(kq, 2, EVFILT_USER, &ev);
+    worker.join();
+    EXPECT_TRUE(woken);
+  }
+  // With room again, the same change succeeds.
+  EXPECT_EQ(Apply(kq, 4, EVFILT_TIMER, EV_ADD | EV_ONESHOT, 0, 1), 0);
+  struct kevent ev;
+  EXPECT_TRUE(WaitFor(kq, 4, EVFILT_TIMER, &ev));
+  ASSERT_EQ(close(kq), 0);
   EXPECT_EQ(OpenFdCount(), before);
 }
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "io/errno_status.h"
+#include "io/kqueue_ext.h"
 
 namespace kqio {
 namespace net {
@@ -86,9 +87,13 @@ absl::StatusOr<io::Registration> RegisterSocket(
   absl::StatusOr<io::Registration> r = service.RegisterHandler(
       std::move(handler), io::IoService::KeepAlive::kNo);
   if (!r.ok()) return r.status();
+  // net/ never reads `data` (each edge is drained until EAGAIN), so the
+  // Linux queue need not compute it: one system call less per event.
   struct kevent changes[2];
-  EV_SET(&changes[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, r->udata());
-  EV_SET(&changes[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, 0, 0, r->udata());
+  EV_SET(&changes[0], fd, EVFILT_READ, EV_ADD | EV_CLEAR, KQIO_NOTE_NODATA, 0,
+         r->udata());
+  EV_SET(&changes[1], fd, EVFILT_WRITE, EV_ADD | EV_CLEAR, KQIO_NOTE_NODATA, 0,
+         r->udata());
   if (kevent(service.kqueue_fd(), changes, watch_write ? 2 : 1, nullptr, 0,
              nullptr) != 0) {
     const int err = errno;

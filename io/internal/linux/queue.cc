@@ -47,18 +47,36 @@ int EpollWait(int epfd, struct epoll_event* evs, int n, int64_t timeout_ns) {
 }  // namespace
 
 int Queue::Create(int hangup_fd, int kq_fd, std::shared_ptr<Queue>* out) {
+  // Every descriptor the queue needs to wait and to be woken is created
+  // here, where running out of descriptors is an error of kqueue() the
+  // program expects; kevent() must not fail with EMFILE later because the
+  // table filled up in between.  Only knotes that own a descriptor (timers)
+  // create one, at EV_ADD, which reports EMFILE as that change's error.
   int epfd = epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) return errno;
+  int wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd < 0) {
+    const int err = errno;
+    close(epfd);
+    return err;
+  }
+  // Never read: each write is an edge, which wakes one waiter.  The
+  // SignalHub writes it too, when a watched signal was counted.
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.u64 = Cookie(kTagControl, 0, kControlWake);
+  int err = 0;
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, wake_fd, &ev) != 0) err = errno;
   // The read end reports EPOLLHUP once every writer (the user's kqueue
   // descriptor) is closed.  EPOLLIN: bytes a program writes into its kqueue
   // descriptor are read and dropped (see Translate), so that the pipe never
   // fills up: a full pipe is not writable, and StillOpen's wake would be
   // lost.
-  struct epoll_event ev = {};
   ev.events = EPOLLIN;
   ev.data.u64 = Cookie(kTagControl, 0, kControlHangup);
-  int err = 0;
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, hangup_fd, &ev) != 0) err = errno;
+  if (err == 0 && epoll_ctl(epfd, EPOLL_CTL_ADD, hangup_fd, &ev) != 0) {
+    err = errno;
+  }
   // epoll holds no reference to the file: closing kq_fd still hangs up.  No
   // interest bits until StillOpen asks for EPOLLOUT: an event nobody asked
   // for would take the place of a real one in a small batch.
@@ -69,16 +87,19 @@ int Queue::Create(int hangup_fd, int kq_fd, std::shared_ptr<Queue>* out) {
   struct stat st;
   if (err == 0 && fstat(hangup_fd, &st) != 0) err = errno;
   if (err != 0) {
+    close(wake_fd);
     close(epfd);
     return err;
   }
-  out->reset(new Queue(epfd, hangup_fd, kq_fd, st.st_dev, st.st_ino));
+  out->reset(
+      new Queue(epfd, wake_fd, hangup_fd, kq_fd, st.st_dev, st.st_ino));
   return 0;
 }
 
-Queue::Queue(int epfd, int hangup_fd, int kq_fd, dev_t pipe_dev,
+Queue::Queue(int epfd, int wake_fd, int hangup_fd, int kq_fd, dev_t pipe_dev,
              ino_t pipe_ino)
     : epfd_(epfd),
+      wake_fd_(wake_fd),
       hangup_fd_(hangup_fd),
       kq_fd_(kq_fd),
       pipe_dev_(pipe_dev),
@@ -86,9 +107,9 @@ Queue::Queue(int epfd, int hangup_fd, int kq_fd, dev_t pipe_dev,
 
 Queue::~Queue() {
   absl::MutexLock lock(&mu_);
-  // Before notify_fd_ is closed: the hub must not write to its number.
+  // Before wake_fd_ is closed: the hub must not write to its number.
   for (Knote* kn : signal_knotes_) {
-    SignalHub::Get().Unsubscribe(static_cast<int>(kn->kev.ident), notify_fd_);
+    SignalHub::Get().Unsubscribe(static_cast<int>(kn->kev.ident), wake_fd_);
   }
   // The ready list first: its links live in knotes freed below.  Posted AIO
   // completions are owned by the list alone.
@@ -108,8 +129,7 @@ Queue::~Queue() {
     delete e.write;
   }
   for (Knote* kn : spare_knotes_) delete kn;
-  if (wake_fd_ >= 0) close(wake_fd_);
-  if (notify_fd_ >= 0) close(notify_fd_);
+  close(wake_fd_);
   close(hangup_fd_);
   close(epfd_);
 }
@@ -120,8 +140,7 @@ void Queue::AbandonAfterFork() {
       close(kn->source_fd);
     }
   }
-  if (wake_fd_ >= 0) close(wake_fd_);
-  if (notify_fd_ >= 0) close(notify_fd_);
+  close(wake_fd_);
   close(hangup_fd_);
   close(epfd_);
 }
@@ -299,7 +318,7 @@ void Queue::WakeLocked() {
 int Queue::TakeWakeLocked() {
   if (!wake_due_) return -1;
   wake_due_ = false;
-  return wake_fd_;  // exists: a waiter created it
+  return wake_fd_;
 }
 
 void Queue::SendWake(int wake_fd) {
@@ -356,22 +375,7 @@ int Queue::Wait(struct kevent* events, int nevents,
       } else {
         wait_ns = std::max<int64_t>(0, deadline - MonotonicNanos());
       }
-      if (wait_ns != 0) {
-        if (wake_fd_ < 0) {
-          wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-          if (wake_fd_ < 0) return -errno;
-          struct epoll_event ev = {};
-          ev.events = EPOLLIN | EPOLLET;  // never read: each write is an edge
-          ev.data.u64 = Cookie(kTagControl, 0, kControlWake);
-          if (epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
-            int err = errno;
-            close(wake_fd_);
-            wake_fd_ = -1;
-            return -err;
-          }
-        }
-        ++waiters_;
-      }
+      if (wait_ns != 0) ++waiters_;
     }
     if (closed_.load(std::memory_order_acquire)) {
       if (wait_ns != 0) {
@@ -448,6 +452,10 @@ void Queue::Translate(const struct epoll_event& ev) {
   }
   switch (index) {
     case kControlWake:
+      wake_pending_ = false;
+      // Or the SignalHub's note that counts moved (see queue_signals.cc).
+      CountSignals();
+      break;
     case kControlKq:  // see StillOpen
       wake_pending_ = false;
       break;
@@ -461,9 +469,6 @@ void Queue::Translate(const struct epoll_event& ev) {
       break;
     case kControlSignal:
       SignalHub::Get().Collect();
-      CountSignals();
-      break;
-    case kControlSignalNotify:
       CountSignals();
       break;
   }

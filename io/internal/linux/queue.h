@@ -6,10 +6,14 @@
 // and posted EVFILT_AIO completions go straight to the ready list; timers
 // (one timerfd each) and watched AIO descriptors are epoll members whose
 // readiness activates their knote; signals come from the process-wide
-// SignalHub, whose signalfd and a per-queue notification eventfd are epoll
-// members.  A thread that is about to block in epoll_wait counts itself in
-// `waiters_`; activating a knote from another thread then wakes one waiter
-// once (see WakeLocked).
+// SignalHub, whose signalfd is an epoll member and which writes the queue's
+// wake eventfd when it counted one.  A thread that is about to block in
+// epoll_wait counts itself in `waiters_`; activating a knote from another
+// thread then wakes one waiter once (see WakeLocked).  The descriptors a
+// queue needs to wait and be woken (epoll set, wake eventfd, hangup pipe)
+// are all created by kqueue(): kevent() never creates one, so a full
+// descriptor table cannot make it fail; only a knote that owns a descriptor
+// (a timer) can fail to be added, with EMFILE as that change's error.
 //
 // A kevent() call that only applies changes never reaches epoll_wait, where
 // a close of the user's descriptor (the write end of the hangup pipe) is
@@ -78,7 +82,8 @@ class Queue final {
   void AbandonAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
  private:
-  Queue(int epfd, int hangup_fd, int kq_fd, dev_t pipe_dev, ino_t pipe_ino);
+  Queue(int epfd, int wake_fd, int hangup_fd, int kq_fd, dev_t pipe_dev,
+        ino_t pipe_ino);
 
   // Whether the user's number still names this queue (if not, marks it
   // closed).  With a wake due (`wake_fd` >= 0, from TakeWakeLocked) one
@@ -147,6 +152,10 @@ class Queue final {
   static void SendWake(int wake_fd);
 
   const int epfd_;
+  // An eventfd in the epoll set, edge-triggered and never read: a write
+  // wakes one waiter (see WakeLocked).  Created with the queue, like every
+  // descriptor a queue needs to wait (see Create).
+  const int wake_fd_;
   const int hangup_fd_;
   const int kq_fd_;  // the user's number, as registered in epfd_
   const dev_t pipe_dev_;  // identity of the pipe (both ends)
@@ -154,15 +163,11 @@ class Queue final {
   std::atomic<bool> closed_{false};
 
   absl::Mutex mu_;
-  int wake_fd_ ABSL_GUARDED_BY(mu_) = -1;  // created by the first waiter
   int waiters_ ABSL_GUARDED_BY(mu_) = 0;   // threads blocked in epoll_wait
   bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_due_ ABSL_GUARDED_BY(mu_) = false;
-  // Signals: the hub tells this queue that its counts moved by writing
-  // notify_fd_ (created with the first signal knote, kept until the queue
-  // dies); the hub's signalfd is in the epoll set while signal_knotes_ is
-  // not empty.
-  int notify_fd_ ABSL_GUARDED_BY(mu_) = -1;
+  // Signals: the hub's signalfd is in the epoll set while signal_knotes_ is
+  // not empty, and the hub writes wake_fd_ when their counts moved.
   std::vector<Knote*> signal_knotes_ ABSL_GUARDED_BY(mu_);
   std::vector<FdEntry> fds_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::pair<short, uintptr_t>, Knote*> idents_

@@ -9,6 +9,7 @@
 
 #include "io/internal/linux/fd_probe.h"
 #include "io/internal/linux/queue.h"
+#include "io/kqueue_ext.h"
 
 namespace kqio::kq_internal {
 
@@ -48,6 +49,11 @@ bool Queue::FillFd(Knote* kn, struct kevent* out) {
   const bool is_read = kn->kev.filter == EVFILT_READ;
   const bool socket =
       e.kind == FdKind::kSocket || e.kind == FdKind::kListeningSocket;
+  // KQIO_NOTE_NODATA (io/kqueue_ext.h): the program does not read `data`,
+  // so the system calls that compute it (FIONREAD, SO_MEMINFO...) are
+  // skipped and it reads 0.  NOTE_LOWAT needs the number, and wins.
+  const bool nodata =
+      (kn->sfflags & (KQIO_NOTE_NODATA | NOTE_LOWAT)) == KQIO_NOTE_NODATA;
 
   int64_t data;
   bool eof = false;
@@ -70,35 +76,47 @@ bool Queue::FillFd(Knote* kn, struct kevent* out) {
     if (ev == 0) return false;
     // Events kept from an earlier call: the program may have closed the
     // descriptor since, and its number may name another file now.
-    if (kn->batch != epoll_batch_ && !Revalidate(fd)) {
+    const bool kept = kn->batch != epoll_batch_;
+    if (kept && !Revalidate(fd)) {
       PurgeFd(fd);
       return false;
     }
     if (is_read) {
       eof = (ev & (EPOLLRDHUP | EPOLLHUP)) != 0;
-      data = ReadableBytes(fd, e);
-      // A socket or pipe with nothing to read and no EOF or error is a stale
-      // level report (the bytes were read since): not an event.
-      if (!eof && (ev & EPOLLERR) == 0 && data == 0 &&
-          (socket || e.kind == FdKind::kPipe)) {
-        return false;
+      if (nodata && !kept) {
+        // epoll_wait polled the file moments ago, in this call: its
+        // EPOLLIN is not stale (epoll drops an edge whose condition no
+        // longer holds when it collects it).
+        data = 0;
+      } else {
+        data = ReadableBytes(fd, e);
+        // A socket or pipe with nothing to read and no EOF or error is a
+        // stale level report (the bytes were read since): not an event.
+        if (!eof && (ev & EPOLLERR) == 0 && data == 0 &&
+            (socket || e.kind == FdKind::kPipe)) {
+          return false;
+        }
       }
     } else {
       // A pipe whose reader is gone reports EPOLLERR; a socket, EPOLLHUP.
       eof = (ev & (socket ? EPOLLHUP : (EPOLLHUP | EPOLLERR))) != 0;
-      data = WritableSpace(fd, e);
+      data = nodata ? 0 : WritableSpace(fd, e);
     }
     if ((kn->sfflags & NOTE_LOWAT) && !eof && data < kn->sdata) return false;
   }
 
   *out = kn->kev;
   out->fflags = 0;
-  out->data = data;
+  out->data = nodata ? 0 : data;
   if (eof) {
     out->flags |= EV_EOF;
     if (socket) {
-      // SO_ERROR clears the error, so keep it for later events.
-      if (int err = TakeSocketError(fd); err != 0) e.sticky_error = err;
+      // A pending socket error is what makes the socket report EPOLLERR,
+      // so a clean end of stream (FIN) costs no SO_ERROR.  SO_ERROR clears
+      // the error: keep it for later events.
+      if ((ev & EPOLLERR) != 0) {
+        if (int err = TakeSocketError(fd); err != 0) e.sticky_error = err;
+      }
       out->fflags = static_cast<unsigned int>(e.sticky_error);
     }
   }

@@ -15,10 +15,9 @@ namespace kqio::kq_internal {
 inline constexpr uint64_t kTagFd = 0;    // index: descriptor, gen: FdEntry::gen
 inline constexpr uint64_t kTagSlot = 1;  // index: slot, gen: slot generation
 inline constexpr uint64_t kTagControl = 2;  // index: a kControl* value
-inline constexpr uint32_t kControlWake = 0;    // the wake eventfd
+inline constexpr uint32_t kControlWake = 0;  // wake eventfd (also the hub's)
 inline constexpr uint32_t kControlHangup = 1;  // the hangup pipe's read end
 inline constexpr uint32_t kControlSignal = 2;  // SignalHub's signalfd
-inline constexpr uint32_t kControlSignalNotify = 3;  // the hub's note to us
 inline constexpr uint32_t kControlKq = 4;  // the user's kqueue descriptor
 inline constexpr uint32_t kGenMask = 0x3fffffff;
 

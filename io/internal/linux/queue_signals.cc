@@ -2,16 +2,16 @@
 //
 // While a queue has signal knotes, the hub's signalfd is in its epoll set
 // (level-triggered: whichever queue's waiter sees it readable first collects
-// for every queue) and the hub knows the queue's notification eventfd, which
-// it writes whenever a watched signal was counted (edge-triggered: never
-// read).  Either event makes the queue compare each knote's `seen` with the
-// hub's count; the difference is the `data` of the next event.
+// for every queue) and the hub knows the queue's wake eventfd, which it
+// writes whenever a watched signal was counted (edge-triggered: never read;
+// it is the descriptor that wakes a waiter for any other reason too, so a
+// queue owns no descriptor of its own for signals).  Either event makes the
+// queue compare each knote's `seen` with the hub's count; the difference is
+// the `data` of the next event.
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
 
@@ -27,28 +27,15 @@ int Queue::AttachSignal(Knote* kn) {
   }
   const int signo = static_cast<int>(kn->kev.ident);
   kn->kev.flags |= EV_CLEAR;  // FreeBSD forces it for signals
-  if (notify_fd_ < 0) {
-    const int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) return errno;
-    struct epoll_event ev = {};
-    ev.events = EPOLLIN | EPOLLET;
-    ev.data.u64 = Cookie(kTagControl, 0, kControlSignalNotify);
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      const int err = errno;
-      close(fd);
-      return err;
-    }
-    notify_fd_ = fd;
-  }
   SignalHub& hub = SignalHub::Get();
-  if (int err = hub.Subscribe(signo, notify_fd_); err != 0) return err;
+  if (int err = hub.Subscribe(signo, wake_fd_); err != 0) return err;
   if (signal_knotes_.empty()) {
     struct epoll_event ev = {};
     ev.events = EPOLLIN;
     ev.data.u64 = Cookie(kTagControl, 0, kControlSignal);
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, hub.fd(), &ev) != 0) {
       const int err = errno;
-      hub.Unsubscribe(signo, notify_fd_);
+      hub.Unsubscribe(signo, wake_fd_);
       return err;
     }
   }
@@ -75,7 +62,7 @@ void Queue::DetachSignal(Knote* kn) {
     struct epoll_event ev = {};
     epoll_ctl(epfd_, EPOLL_CTL_DEL, hub.fd(), &ev);
   }
-  hub.Unsubscribe(static_cast<int>(kn->kev.ident), notify_fd_);
+  hub.Unsubscribe(static_cast<int>(kn->kev.ident), wake_fd_);
 }
 
 void Queue::CountSignals() {

@@ -55,9 +55,18 @@
  *    than to the process is seen when that thread calls kevent().  A standard
  *    signal that is still pending is not queued again: deliveries that come
  *    before kqio has read the previous one count as one.
- *  - The socket error reported in fflags with EV_EOF is read with SO_ERROR,
- *    which clears it; it is remembered and reported again on later events of
- *    the same registration.
+ *  - kqueue() creates every internal descriptor a queue needs (an epoll set,
+ *    an eventfd and a pipe), so that it, and not a later kevent(), is what
+ *    fails with EMFILE when the table is full.  kevent() creates none, except
+ *    one timerfd per EVFILT_TIMER knote at EV_ADD (and the process's shared
+ *    signalfd at the first EVFILT_SIGNAL EV_ADD): that change then fails
+ *    with EMFILE, reported as its EV_ERROR entry.
+ *  - `data` of EVFILT_READ/EVFILT_WRITE costs a system call per event; a
+ *    program that never reads it can say so with KQIO_NOTE_NODATA (see
+ *    io/kqueue_ext.h).
+ *  - The socket error reported in fflags with EV_EOF is read with SO_ERROR
+ *    when epoll reports one (EPOLLERR), which clears it; it is remembered
+ *    and reported again on later events of the same registration.
  *  - Kqueues are not inherited by fork(): in the child the descriptor is
  *    closed, as on FreeBSD.
  *  - epoll watches a file, not a descriptor number: if a registered
