@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "bench/mutex_mode.h"
 #include "benchmark/benchmark.h"
 #include "io/io_service.h"
 #include "net/socket_address.h"
@@ -199,6 +200,7 @@ class RatioReporter final : public benchmark::ConsoleReporter {
 }  // namespace kqio
 
 int main(int argc, char** argv) {
+  kqio::bench::UseReleaseMutexMode();
   using kqio::net::BM_PingPongKqio;
   using kqio::net::BM_PingPongRawEpoll;
   // Interleaved repetitions, so that a burst of foreign load hits both.
