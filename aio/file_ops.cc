@@ -2,6 +2,7 @@
 // plus what the caller gets back) and hands it to the core (Start), and
 // File, the handle that owns a descriptor.  Also the page-cache fast path.
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -300,6 +301,16 @@ bool FileService::TryFastPath(Op& o) {
       (o.opcode != Opcode::kRead && o.opcode != Opcode::kReadv) ||
       o.requested != EngineKind::kAuto || !o.file->nowait_ok) {
     return false;
+  }
+  if (!o.file->nowait_checked) {
+    o.file->nowait_checked = true;
+#ifdef O_DIRECT
+    // RWF_NOWAIT does not make an O_DIRECT read non-blocking: the kernel
+    // goes to the disk on the loop thread (contract 4).  One fcntl per file.
+    const int fl = fcntl(o.fd, F_GETFL);
+    if (fl >= 0 && (fl & O_DIRECT) != 0) o.file->nowait_ok = false;
+#endif
+    if (!o.file->nowait_ok) return false;
   }
   size_t total = 0;
   for (int i = 0; i < o.iovcnt; ++i) total += o.iov[i].iov_len;

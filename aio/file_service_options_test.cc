@@ -126,6 +126,24 @@ TEST_F(OptionsTest, CachedReadsCompleteWithoutAnEngine) {
             1u);
 }
 
+// RWF_NOWAIT does not keep an O_DIRECT read off the disk: such files skip
+// the fast path (contract 4), whatever the read's outcome on the engine.
+TEST_F(OptionsTest, ODirectFilesSkipTheFastPath) {
+  MakeFiles();
+  Captured<absl::StatusOr<File>> got;
+  files_->Open(path_, O_RDONLY | O_DIRECT, 0, got.Callback());
+  ASSERT_TRUE(RunUntil([&] { return got.done(); }));
+  if (!got.value->ok()) {
+    GTEST_SKIP() << "no O_DIRECT here: " << got.value->status();
+  }
+  File f = **std::move(got.value);
+  (void)Read(f, 0, 4096);  // may fail (unaligned buffer): not the point
+  const FileServiceMetrics m = files_->metrics();
+  EXPECT_EQ(m.fast_path_hits + m.fast_path_misses + m.fast_path_partial, 0u)
+      << m.ToString();
+  EXPECT_EQ(EngineReads(), 1u);
+}
+
 TEST_F(OptionsTest, TheOptionTurnsItOff) {
   FileServiceOptions o;
   o.page_cache_fast_path = false;

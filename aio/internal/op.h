@@ -48,6 +48,7 @@ struct FileState {
   int busy = 0;                // requests naming fd that an engine still holds
   bool closing = false;        // Close() or ~File() ran
   bool nowait_ok = true;       // preadv2(RWF_NOWAIT) not rejected for this file
+  bool nowait_checked = false; // O_DIRECT looked for (TryFastPath)
   Op* pending_head = nullptr;  // operations still owed to their callers
   std::shared_ptr<Op> close_op;  // the close, waiting for busy == 0
 };
