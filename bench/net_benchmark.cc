@@ -37,7 +37,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,13 +46,12 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "bench/mutex_mode.h"
+#include "bench/bench_main.h"
 #include "bench/net_client.h"
 #include "bench/net_server.h"
 #include "benchmark/benchmark.h"
@@ -370,7 +368,6 @@ bool ParseOwnFlags(int& argc, char** argv) {
 }  // namespace kqio
 
 int main(int argc, char** argv) {
-  kqio::bench::UseReleaseMutexMode();
   if (!kqio::bench::ParseOwnFlags(argc, argv)) {
     fprintf(stderr,
             "usage: net_benchmark [--net_idle_connections=N (10000)] "
@@ -382,38 +379,10 @@ int main(int argc, char** argv) {
   // One end of every idle connection in this process, one in the child.
   kqio::bench::RaiseFileLimit(kqio::bench::settings.idle_connections + 1024);
 
-  std::vector<std::string> defaults = {
-      "--benchmark_repetitions=7",
-      "--benchmark_enable_random_interleaving=true",
-  };
-  std::vector<char*> args;
-  args.push_back(argv[0]);
-  for (std::string& d : defaults) args.push_back(d.data());
-  bool console = true;
-  for (int i = 1; i < argc; ++i) {
-    args.push_back(argv[i]);
-    const absl::string_view a = argv[i];
-    if (absl::StartsWith(a, "--benchmark_format=") &&
-        a != "--benchmark_format=console") {
-      console = false;
-    }
-  }
-  int args_count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
-  kqio::bench::RegisterAll();
-  benchmark::Initialize(&args_count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) {
-    return 1;
-  }
-  if (console) {
-    kqio::bench::RatioReporter reporter(
-        isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_Defaults
-                              : benchmark::ConsoleReporter::OO_Tabular);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  benchmark::Shutdown();
-  return 0;
+  kqio::bench::RatioReporter reporter(kqio::bench::ConsoleOutputOptions());
+  return kqio::bench::RunBenchmarks(
+      argc, argv,
+      {"--benchmark_repetitions=7",
+       "--benchmark_enable_random_interleaving=true"},
+      &reporter, kqio::bench::RegisterAll);
 }

@@ -27,19 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <unistd.h>
 #include <uv.h>
 
-#include <algorithm>
-#include <array>
-#include <map>
 #include <memory>
-#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "bench/mutex_mode.h"
+#include "bench/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "io/io_service.h"
 #include "threadpool/thread_pool.h"
@@ -193,9 +188,7 @@ void RegisterAll() {
         ->Arg(64)
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond)
-        ->ComputeStatistics("min", [](const std::vector<double>& v) {
-          return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
-        });
+        ->Apply(bench::AddMinStatistic);
   };
   configure(
       benchmark::RegisterBenchmark("RoundTrip/libuv", &BM_RoundTrip<UvSide>));
@@ -203,123 +196,25 @@ void RegisterAll() {
       benchmark::RegisterBenchmark("RoundTrip/kqio", &BM_RoundTrip<KqioSide>));
 }
 
-// Console output, then per case: libuv and kqio side by side, and ratios.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  using ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.error_occurred) continue;
-      std::string name = run.run_name.str();
-      int side = -1;
-      for (int i = 0; i < 2; ++i) {
-        const std::string tag = i == 0 ? "/libuv" : "/kqio";
-        const size_t pos = name.find(tag);
-        if (pos != std::string::npos) {
-          name.erase(pos, tag.size());
-          side = i;
-        }
-      }
-      auto trips = run.counters.find("trips_per_iter");
-      if (side < 0 || trips == run.counters.end()) continue;
-      const double ns = run.GetAdjustedRealTime() /
-                        benchmark::GetTimeUnitMultiplier(run.time_unit) * 1e9 /
-                        trips->second.value;
-      Sample& s = samples_[name][side];
-      if (run.run_type == Run::RT_Iteration) {
-        s.all.push_back(ns);
-      } else if (run.aggregate_name == "median") {
-        s.median = ns;
-      } else if (run.aggregate_name == "min") {
-        s.min = ns;
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-
-  void Finalize() override {
-    ConsoleReporter::Finalize();
-    if (samples_.empty()) return;
-    printf(
-        "\nReal time per round trip (ns), %d pool thread(s); ratio = "
-        "kqio/libuv (> 1: kqio slower)\n",
-        PoolSize());
-    printf("%-30s | %9s %9s %6s | %9s %9s %6s | %10s %10s\n", "case",
-           "libuv med", "kqio med", "ratio", "libuv min", "kqio min", "ratio",
-           "libuv/s", "kqio/s");
-    for (auto& [name, both] : samples_) {
-      both[0].Finish();
-      both[1].Finish();
-      const Sample& u = both[0];
-      const Sample& k = both[1];
-      if (u.median <= 0 || k.median <= 0) continue;
-      printf("%-30s | %9.0f %9.0f %6.2f | %9.0f %9.0f %6.2f | %10.4g %10.4g\n",
-             name.c_str(), u.median, k.median, k.median / u.median, u.min,
-             k.min, k.min / u.min, 1e9 / u.median, 1e9 / k.median);
-    }
-    printf("(trips per second: from the medians)\n");
-    fflush(stdout);
-  }
-
- private:
-  struct Sample {
-    double median = 0, min = 0;
-    std::vector<double> all;
-    void Finish() {
-      if (all.empty()) return;
-      std::sort(all.begin(), all.end());
-      const size_t n = all.size();
-      if (median <= 0) {
-        median = n % 2 ? all[n / 2] : (all[n / 2 - 1] + all[n / 2]) / 2;
-      }
-      if (min <= 0) min = all.front();
-    }
-  };
-  std::map<std::string, std::array<Sample, 2>> samples_;  // {libuv, kqio}
-};
-
 }  // namespace
 }  // namespace kqio
 
 int main(int argc, char** argv) {
-  kqio::bench::UseReleaseMutexMode();
   setenv("UV_THREADPOOL_SIZE", "2", /*overwrite=*/0);  // before libuv starts
   BENCH_CHECK(kqio::PoolSize() >= 1);
-  std::vector<std::string> defaults = {
-      "--benchmark_repetitions=20",
-      "--benchmark_enable_random_interleaving=true",
-      "--benchmark_min_time=0.05",
-      "--benchmark_display_aggregates_only=true",
-  };
-  std::vector<char*> args;
-  args.push_back(argv[0]);
-  for (std::string& d : defaults) args.push_back(d.data());
-  bool console = true;
-  for (int i = 1; i < argc; ++i) {
-    args.push_back(argv[i]);
-    const std::string a = argv[i];
-    if (a.rfind("--benchmark_format=", 0) == 0 &&
-        a != "--benchmark_format=console") {
-      console = false;
-    }
-  }
-  int args_count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
-  kqio::RegisterAll();
-  benchmark::Initialize(&args_count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) {
-    return 1;
-  }
-  if (console) {
-    kqio::RatioReporter reporter(isatty(STDOUT_FILENO)
-                                     ? benchmark::ConsoleReporter::OO_Defaults
-                                     : benchmark::ConsoleReporter::OO_Tabular);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  benchmark::Shutdown();
-  return 0;
+  char title[128];
+  snprintf(title, sizeof(title),
+           "Real time per round trip (ns), %d pool thread(s); ratio = "
+           "kqio/libuv (> 1: kqio slower)",
+           kqio::PoolSize());
+  kqio::bench::PairRatioTable table;
+  table.peer = "libuv";
+  table.per_op_counter = "trips_per_iter";
+  table.title = title;
+  table.footer = "(trips per second: from the medians)";
+  kqio::bench::PairRatioReporter reporter(std::move(table),
+                                          kqio::bench::ConsoleOutputOptions());
+  return kqio::bench::RunBenchmarks(
+      argc, argv, kqio::bench::InterleavedRepetitionFlags(20, 0.05), &reporter,
+      kqio::RegisterAll);
 }

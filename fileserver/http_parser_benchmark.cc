@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "fileserver/http_parser.h"
 #include "fileserver/http_response.h"
@@ -278,26 +279,11 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace kqio
 
 int main(int argc, char** argv) {
-  // Defaults first: flags given on the command line come later and win.
-  std::vector<std::string> defaults = {
-      "--benchmark_repetitions=10",
-      "--benchmark_min_time=0.05",
-      "--benchmark_display_aggregates_only=true",
-  };
-  std::vector<char*> args;
-  args.push_back(argv[0]);
-  for (std::string& d : defaults) args.push_back(d.data());
-  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-  int args_count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
-  kqio::fileserver::RegisterAll();
-  benchmark::Initialize(&args_count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) {
-    return 1;
-  }
-  kqio::fileserver::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
+  kqio::fileserver::RatioReporter reporter(
+      kqio::bench::ConsoleOutputOptions());
+  return kqio::bench::RunBenchmarks(argc, argv,
+                                    {"--benchmark_repetitions=10",
+                                     "--benchmark_min_time=0.05",
+                                     "--benchmark_display_aggregates_only=true"},
+                                    &reporter, kqio::fileserver::RegisterAll);
 }

@@ -32,7 +32,6 @@
 // difference.
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -51,7 +50,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "bench/mutex_mode.h"
+#include "bench/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "io/io_service.h"
 #include "io/timer_queue.h"
@@ -342,9 +341,7 @@ void BM_ChurnMultimap(benchmark::State& state, bool random) {
 // median: on a shared machine foreign load only ever adds time.
 void Configure(benchmark::internal::Benchmark* b) {
   b->UseRealTime();
-  b->ComputeStatistics("min", [](const std::vector<double>& v) {
-    return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
-  });
+  bench::AddMinStatistic(b);
 }
 
 void RegisterAll() {
@@ -467,24 +464,9 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace kqio
 
 int main(int argc, char** argv) {
-  kqio::bench::UseReleaseMutexMode();
-  std::vector<std::string> defaults = {
-      "--benchmark_repetitions=5",
-      "--benchmark_display_aggregates_only=true",
-  };
-  std::vector<char*> args;
-  args.push_back(argv[0]);
-  for (std::string& d : defaults) args.push_back(d.data());
-  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-  int count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-  kqio::io::RegisterAll();
-  benchmark::Initialize(&count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-  kqio::io::RatioReporter reporter(
-      isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_Defaults
-                            : benchmark::ConsoleReporter::OO_Tabular);
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
+  kqio::io::RatioReporter reporter(kqio::bench::ConsoleOutputOptions());
+  return kqio::bench::RunBenchmarks(argc, argv,
+                                    {"--benchmark_repetitions=5",
+                                     "--benchmark_display_aggregates_only=true"},
+                                    &reporter, kqio::io::RegisterAll);
 }

@@ -48,17 +48,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <array>
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "bench/mutex_mode.h"
+#include "bench/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "io/kqueue_ext.h"
 
@@ -422,9 +419,7 @@ void BM_ChangesKqio(benchmark::State& state) {
 // profiling under callgrind, where the counts are then exact per operation).
 void Configure(benchmark::internal::Benchmark* b) {
   b->UseRealTime();
-  b->ComputeStatistics("min", [](const std::vector<double>& v) {
-    return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
-  });
+  kqio::bench::AddMinStatistic(b);
   const char* env = getenv("KQIO_BENCH_ITERATIONS");
   if (env != nullptr && atoi(env) > 0) b->Iterations(atoi(env));
 }
@@ -461,109 +456,13 @@ void RegisterAll() {
 }
 
 // ---------------------------------------------------------------------------
-// The ratio table: the console output, then the medians side by side.
-
-// "PingPong/kqio/real_time" -> {"PingPong", "kqio"}.
-std::pair<std::string, std::string> SplitImpl(const std::string& name) {
-  for (const char* impl : {"raw", "kqio"}) {
-    const std::string part = std::string("/") + impl;
-    const size_t pos = name.find(part);
-    if (pos != std::string::npos &&
-        (pos + part.size() == name.size() || name[pos + part.size()] == '/')) {
-      std::string key = name.substr(0, pos) + name.substr(pos + part.size());
-      const std::string suffix = "/real_time";
-      if (key.size() > suffix.size() &&
-          key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        key.resize(key.size() - suffix.size());
-      }
-      return {key, impl};
-    }
-  }
-  return {name, ""};
-}
-
+// The ratio table (bench/bench_main.h): its "op" column, what one operation
+// of a case is.
 const char* UnitOf(const std::string& key) {
   if (key.rfind("PingPong", 0) == 0) return "wakeup";
   if (key.rfind("Sockets", 0) == 0) return "event";
   return "change";
 }
-
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  using ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.error_occurred) continue;
-      auto [key, impl] = SplitImpl(run.run_name.str());
-      auto ops = run.counters.find("ops_per_iter");
-      if (impl.empty() || ops == run.counters.end() || ops->second.value <= 0) {
-        continue;
-      }
-      const double ns_per_op = run.GetAdjustedRealTime() /
-                               benchmark::GetTimeUnitMultiplier(run.time_unit) *
-                               1e9 / ops->second.value;
-      Sample& s = samples_[key][impl == "raw" ? 0 : 1];
-      if (run.run_type == Run::RT_Iteration) {
-        s.repetitions.push_back(ns_per_op);
-      } else if (run.aggregate_name == "median") {
-        s.median = ns_per_op;
-      } else if (run.aggregate_name == "min") {
-        s.min = ns_per_op;
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-
-  void Finalize() override {
-    ConsoleReporter::Finalize();
-    if (samples_.empty()) return;
-    FILE* out = stdout;
-    fprintf(out,
-            "\nReal time per operation (ns) over the repetitions; ratio = "
-            "kqio/raw (> 1: kqio slower)\n");
-    fprintf(out, "%-40s | %-6s | %9s %9s %6s | %9s %9s %6s | %9s %9s\n",
-            "benchmark", "op", "raw med", "kqio med", "ratio", "raw min",
-            "kqio min", "ratio", "raw op/s", "kqio op/s");
-    for (auto& [key, both] : samples_) {
-      Sample& raw = both[0];
-      Sample& kqio = both[1];
-      raw.Finish();
-      kqio.Finish();
-      if (raw.median <= 0 || kqio.median <= 0) continue;
-      fprintf(out,
-              "%-40s | %-6s | %9.1f %9.1f %6.3f | %9.1f %9.1f %6.3f | "
-              "%9.4g %9.4g\n",
-              key.c_str(), UnitOf(key), raw.median, kqio.median,
-              kqio.median / raw.median, raw.min, kqio.min, kqio.min / raw.min,
-              1e9 / raw.median, 1e9 / kqio.median);
-    }
-    fprintf(out, "(op/s: from the medians)\n");
-    fflush(out);
-  }
-
- private:
-  // One side of a comparison: the median and min aggregates if the library
-  // computed them (--benchmark_repetitions > 1), otherwise from the
-  // repetitions seen.
-  struct Sample {
-    double median = 0;
-    double min = 0;
-    std::vector<double> repetitions;
-    void Finish() {
-      if (repetitions.empty()) return;
-      std::sort(repetitions.begin(), repetitions.end());
-      const size_t n = repetitions.size();
-      if (median <= 0) {
-        median = n % 2 ? repetitions[n / 2]
-                       : (repetitions[n / 2 - 1] + repetitions[n / 2]) / 2;
-      }
-      if (min <= 0) min = repetitions.front();
-    }
-  };
-  // key -> {raw, kqio}, in ns per operation.
-  std::map<std::string, std::array<Sample, 2>> samples_;
-};
 
 void RaiseFdLimit() {
   struct rlimit rl;
@@ -576,56 +475,41 @@ void RaiseFdLimit() {
   setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  kqio::bench::UseReleaseMutexMode();
-  RaiseFdLimit();
-  // Defaults first: flags given on the command line come later and win.
-  std::vector<std::string> defaults = {
-      "--benchmark_repetitions=30",
-      "--benchmark_enable_random_interleaving=true",
-      "--benchmark_min_time=0.03",
-      "--benchmark_display_aggregates_only=true",
-  };
-  std::vector<char*> args;
-  args.push_back(argv[0]);
-  for (std::string& d : defaults) args.push_back(d.data());
-  bool console = true;
-  for (int i = 1; i < argc; ++i) {
-    args.push_back(argv[i]);
-    const std::string a = argv[i];
-    if (a.rfind("--benchmark_format=", 0) == 0 &&
-        a != "--benchmark_format=console") {
-      console = false;
-    }
-  }
-  int args_count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
-  // The first kqueue() starts kqio's monitor thread, and from then on the
-  // process is multi-threaded, which makes every libc syscall wrapper (read,
-  // write, epoll_wait...) take its slower cancellation path.  Do it before
-  // anything is measured, so that raw and kqio run in the same state whatever
-  // the order.
+// After UseReleaseMutexMode(), before anything is measured.
+//
+// The first kqueue() starts kqio's monitor thread, and from then on the
+// process is multi-threaded, which makes every libc syscall wrapper (read,
+// write, epoll_wait...) take its slower cancellation path.  Do it before
+// anything is measured, so that raw and kqio run in the same state whatever
+// the order.
+void SetUpAndRegisterAll() {
   const int kq = kqueue();
   BENCH_CHECK(kq >= 0);
   close(kq);
   kqio_drain_pending_close();
-
   RegisterAll();
-  benchmark::Initialize(&args_count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) {
-    return 1;
-  }
-  if (console) {
-    RatioReporter reporter(isatty(STDOUT_FILENO)
-                               ? benchmark::ConsoleReporter::OO_Defaults
-                               : benchmark::ConsoleReporter::OO_Tabular);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  benchmark::Shutdown();
-  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  RaiseFdLimit();
+  kqio::bench::PairRatioTable table;
+  table.peer = "raw";
+  table.per_op_counter = "ops_per_iter";
+  table.title =
+      "Real time per operation (ns) over the repetitions; ratio = kqio/raw "
+      "(> 1: kqio slower)";
+  table.footer = "(op/s: from the medians)";
+  table.case_width = 40;
+  table.ns_decimals = 1;
+  table.ratio_decimals = 3;
+  table.rate_suffix = " op/s";
+  table.rate_width = 9;
+  table.unit_of = UnitOf;
+  kqio::bench::PairRatioReporter reporter(std::move(table),
+                                          kqio::bench::ConsoleOutputOptions());
+  return kqio::bench::RunBenchmarks(
+      argc, argv, kqio::bench::InterleavedRepetitionFlags(30, 0.03), &reporter,
+      SetUpAndRegisterAll);
 }

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "bench/mutex_mode.h"
+#include "bench/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "io/io_service.h"
 #include "net/socket_address.h"
@@ -159,6 +159,8 @@ void BM_PingPongKqio(benchmark::State& state) {
 // Remembers items/s per implementation and prints kqio/raw at the end.
 class RatioReporter final : public benchmark::ConsoleReporter {
  public:
+  using ConsoleReporter::ConsoleReporter;
+
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
@@ -195,15 +197,8 @@ class RatioReporter final : public benchmark::ConsoleReporter {
   std::map<std::string, std::vector<double>> rates_;
 };
 
-}  // namespace
-}  // namespace net
-}  // namespace kqio
-
-int main(int argc, char** argv) {
-  kqio::bench::UseReleaseMutexMode();
-  using kqio::net::BM_PingPongKqio;
-  using kqio::net::BM_PingPongRawEpoll;
-  // Interleaved repetitions, so that a burst of foreign load hits both.
+// Interleaved repetitions, so that a burst of foreign load hits both.
+void RegisterAll() {
   for (int rep = 0; rep < 5; ++rep) {
     benchmark::RegisterBenchmark("PingPong/raw_epoll", BM_PingPongRawEpoll)
         ->UseRealTime()
@@ -212,8 +207,14 @@ int main(int argc, char** argv) {
         ->UseRealTime()
         ->MinTime(0.3);
   }
-  benchmark::Initialize(&argc, argv);
-  kqio::net::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  return 0;
+}
+
+}  // namespace
+}  // namespace net
+}  // namespace kqio
+
+int main(int argc, char** argv) {
+  kqio::net::RatioReporter reporter(kqio::bench::ConsoleOutputOptions());
+  return kqio::bench::RunBenchmarks(argc, argv, {}, &reporter,
+                                    kqio::net::RegisterAll);
 }

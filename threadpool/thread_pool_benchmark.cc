@@ -36,18 +36,12 @@
 //   bazel run -c opt //threadpool:thread_pool_benchmark
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <array>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -55,7 +49,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "bench/mutex_mode.h"
+#include "bench/bench_main.h"
 #include "benchmark/benchmark.h"
 #include "threadpool/executor.h"
 #include "threadpool/thread_pool.h"
@@ -279,9 +273,7 @@ void RegisterAll() {
         ->Args({2, 64})
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond)
-        ->ComputeStatistics("min", [](const std::vector<double>& v) {
-          return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
-        });
+        ->Apply(bench::AddMinStatistic);
     const char* env = getenv("KQIO_BENCH_ITERATIONS");
     if (env != nullptr && atoi(env) > 0) b->Iterations(atoi(env));
   };
@@ -291,122 +283,21 @@ void RegisterAll() {
       benchmark::RegisterBenchmark("RoundTrip/kqio", &BM_RoundTrip<KqioSide>));
 }
 
-// Console output, then per case: plain and kqio side by side, and ratios.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  using ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.error_occurred) continue;
-      std::string name = run.run_name.str();
-      int side = -1;
-      for (int i = 0; i < 2; ++i) {
-        const std::string tag = i == 0 ? "/plain" : "/kqio";
-        const size_t pos = name.find(tag);
-        if (pos != std::string::npos) {
-          name.erase(pos, tag.size());
-          side = i;
-        }
-      }
-      auto trips = run.counters.find("trips_per_iter");
-      if (side < 0 || trips == run.counters.end()) continue;
-      const double ns = run.GetAdjustedRealTime() /
-                        benchmark::GetTimeUnitMultiplier(run.time_unit) * 1e9 /
-                        trips->second.value;
-      Sample& s = samples_[name][side];
-      if (run.run_type == Run::RT_Iteration) {
-        s.all.push_back(ns);
-      } else if (run.aggregate_name == "median") {
-        s.median = ns;
-      } else if (run.aggregate_name == "min") {
-        s.min = ns;
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-
-  void Finalize() override {
-    ConsoleReporter::Finalize();
-    if (samples_.empty()) return;
-    printf(
-        "\nReal time per round trip (ns); ratio = kqio/plain (> 1: kqio "
-        "slower)\n");
-    printf("%-36s | %9s %9s %6s | %9s %9s %6s | %10s %10s\n", "case",
-           "plain med", "kqio med", "ratio", "plain min", "kqio min", "ratio",
-           "plain/s", "kqio/s");
-    for (auto& [name, both] : samples_) {
-      both[0].Finish();
-      both[1].Finish();
-      const Sample& p = both[0];
-      const Sample& k = both[1];
-      if (p.median <= 0 || k.median <= 0) continue;
-      printf("%-36s | %9.0f %9.0f %6.2f | %9.0f %9.0f %6.2f | %10.4g %10.4g\n",
-             name.c_str(), p.median, k.median, k.median / p.median, p.min,
-             k.min, k.min / p.min, 1e9 / p.median, 1e9 / k.median);
-    }
-    printf("(round trips per second: from the medians)\n");
-    fflush(stdout);
-  }
-
- private:
-  struct Sample {
-    double median = 0, min = 0;
-    std::vector<double> all;
-    void Finish() {
-      if (all.empty()) return;
-      std::sort(all.begin(), all.end());
-      const size_t n = all.size();
-      if (median <= 0) {
-        median = n % 2 ? all[n / 2] : (all[n / 2 - 1] + all[n / 2]) / 2;
-      }
-      if (min <= 0) min = all.front();
-    }
-  };
-  std::map<std::string, std::array<Sample, 2>> samples_;  // {plain, kqio}
-};
-
 }  // namespace
 }  // namespace threadpool
 }  // namespace kqio
 
 int main(int argc, char** argv) {
-  // Defaults first: flags given on the command line come later and win.
-  std::vector<std::string> defaults = {
-      "--benchmark_repetitions=20",
-      "--benchmark_enable_random_interleaving=true",
-      "--benchmark_min_time=0.05",
-      "--benchmark_display_aggregates_only=true",
-  };
-  std::vector<char*> args;
-  args.push_back(argv[0]);
-  for (std::string& d : defaults) args.push_back(d.data());
-  bool console = true;
-  for (int i = 1; i < argc; ++i) {
-    args.push_back(argv[i]);
-    const std::string a = argv[i];
-    if (a.rfind("--benchmark_format=", 0) == 0 &&
-        a != "--benchmark_format=console") {
-      console = false;
-    }
-  }
-  int args_count = static_cast<int>(args.size());
-  args.push_back(nullptr);
-
-  kqio::bench::UseReleaseMutexMode();
-  kqio::threadpool::RegisterAll();
-  benchmark::Initialize(&args_count, args.data());
-  if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) {
-    return 1;
-  }
-  if (console) {
-    kqio::threadpool::RatioReporter reporter(
-        isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_Defaults
-                              : benchmark::ConsoleReporter::OO_Tabular);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  benchmark::Shutdown();
-  return 0;
+  kqio::bench::PairRatioTable table;
+  table.peer = "plain";
+  table.per_op_counter = "trips_per_iter";
+  table.title =
+      "Real time per round trip (ns); ratio = kqio/plain (> 1: kqio slower)";
+  table.footer = "(round trips per second: from the medians)";
+  table.case_width = 36;
+  kqio::bench::PairRatioReporter reporter(std::move(table),
+                                          kqio::bench::ConsoleOutputOptions());
+  return kqio::bench::RunBenchmarks(
+      argc, argv, kqio::bench::InterleavedRepetitionFlags(20, 0.05), &reporter,
+      kqio::threadpool::RegisterAll);
 }
