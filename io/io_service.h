@@ -12,8 +12,10 @@
 //   - signals (OnSignal) through EVFILT_SIGNAL.
 // An iteration of the loop: kevent() (blocking only when nothing is ready),
 // dispatch the events it returned, run the due timers, then run the posted
-// closures that were queued when the pass began (closures they post wait for
-// the next iteration, so a closure that re-posts itself cannot starve I/O).
+// closures that were queued when the pass began; closures those post run in
+// a further pass, up to Options::completion_rounds passes (4), then wait
+// for the next iteration, so a closure that re-posts itself cannot starve
+// I/O.
 //
 // Cross-thread Post() appends under a short lock and wakes the loop with one
 // EVFILT_USER NOTE_TRIGGER only if the loop is asleep in kevent() and no
@@ -139,6 +141,10 @@ class IoService final : public threadpool::Executor {
     // Post() latency (metrics().op(OpClass::kPost).latency) is measured on
     // one post in this many, per posting thread; 0 = never.
     uint32_t post_latency_sample_every = 64;
+    // Passes over the posted closures per iteration (>= 1): closures
+    // posted on the loop thread by the closures of a pass run in the next
+    // pass, up to this many, before events are fetched again.
+    uint32_t completion_rounds = 4;
   };
   using Closure = absl::AnyInvocable<void()>;
   using EventHandler = absl::AnyInvocable<void(const struct kevent&)>;

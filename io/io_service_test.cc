@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -179,6 +180,31 @@ TEST(IoServiceTest, StopFromAnotherThreadWhileRunBlocks) {
   EXPECT_EQ(s->RunOnce(), 0u);
   s->Restart();
   EXPECT_EQ(s->Poll(), 1u);
+}
+
+// A completion chain (a closure posting the next from the loop thread) runs
+// in one iteration up to completion_rounds passes, with no kevent() between
+// the passes; a closure re-posting itself forever still lets I/O in.
+TEST(IoServiceTest, ChainedLocalPostsRunInBoundedPasses) {
+  IoService::Options options;
+  options.completion_rounds = 3;
+  auto s = *IoService::Create(options);
+  int ran = 0;
+  std::function<void()> chain = [&] {
+    if (++ran < 10) s->Post(chain);
+  };
+  s->Post(chain);
+  EXPECT_EQ(s->Poll(), 3u);  // three passes, one closure each
+  EXPECT_EQ(ran, 3);
+  EXPECT_EQ(s->metrics().kevent_polling + s->metrics().kevent_blocking, 1u);
+  EXPECT_EQ(s->Poll(), 3u);
+  EXPECT_EQ(s->Run(), 4u);
+  EXPECT_EQ(ran, 10);
+
+  IoService::Options zero;
+  zero.completion_rounds = 0;
+  EXPECT_EQ(IoService::Create(zero).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(IoServiceTest, StopReturnsAfterTheCurrentCallback) {

@@ -307,9 +307,11 @@ void StreamListener::AcceptBatch() {
   }
   if (out_of_budget && accepting_ && !paused_ && !continuation_posted_) {
     // Let other I/O run, then go on draining the backlog (EV_CLEAR will
-    // not report it again).
+    // not report it again).  A zero-delay timer, not a Post: timers run
+    // after the next kevent(), while the loop may run closures posted now
+    // in a further pass of this iteration (Options::completion_rounds).
     continuation_posted_ = true;
-    service_->Post([shared = shared_] {
+    service_->RunAfter(absl::ZeroDuration(), [shared = shared_] {
       StreamListener* l = shared->listener;
       if (l == nullptr) return;
       l->continuation_posted_ = false;

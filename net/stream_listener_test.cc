@@ -100,8 +100,9 @@ TEST(StreamListenerTest, BudgetOfOneStillDrainsTheWholeBacklog) {
   // Under EV_CLEAR the backlog is reported once: without the listener's
   // own continuation only the first connection would ever be accepted.
   ASSERT_TRUE(RunUntil(*service, [&] { return conns.size() == 20; }));
-  // The first batch runs in StartAccepting, each later one in its own pass.
-  EXPECT_GE(service->metrics().loop_iterations - iterations_before, 19u);
+  // The first batch runs in StartAccepting, each later one in its own
+  // iteration (the listener's edge event may add one to the first).
+  EXPECT_GE(service->metrics().loop_iterations - iterations_before, 18u);
   EXPECT_EQ((*l)->stats().accepted, 20u);
   EXPECT_EQ((*l)->open_connections(), 20u);
   conns.clear();
