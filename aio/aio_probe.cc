@@ -1,6 +1,7 @@
 // aio_probe: prints which mechanism serves each file operation class on this
-// machine, and why (ARCHITECTURE.md contract 9: capabilities are reported,
-// never assumed).
+// machine, and why, including OpenAt's resolve-beneath open (openat2, or the
+// pool's component walk) (ARCHITECTURE.md contract 9: capabilities are
+// reported, never assumed).
 //
 //   ./bazelw run //aio:aio_probe
 #include <cstdio>

@@ -44,6 +44,8 @@ const char* OpcodeName(Opcode op) {
   switch (op) {
     case Opcode::kOpen:
       return "open";
+    case Opcode::kOpenAt:
+      return "openat";
     case Opcode::kStat:
       return "stat";
     case Opcode::kFstat:
@@ -69,6 +71,7 @@ const char* OpcodeName(Opcode op) {
 FileOpClass ClassOf(Opcode op) {
   switch (op) {
     case Opcode::kOpen:
+    case Opcode::kOpenAt:
       return FileOpClass::kOpen;
     case Opcode::kStat:
     case Opcode::kFstat:
@@ -88,6 +91,10 @@ FileOpClass ClassOf(Opcode op) {
   return FileOpClass::kRead;
 }
 
+Request::~Request() {
+  if (owned_dir_fd >= 0) close(owned_dir_fd);
+}
+
 void ReportDone(std::shared_ptr<Request> req, int64_t result) {
   CompletionSink* sink = req->sink;
   if (sink != nullptr) {
@@ -95,7 +102,7 @@ void ReportDone(std::shared_ptr<Request> req, int64_t result) {
     return;
   }
   // Orphaned: nobody will take the descriptor an open produced.
-  if (req->opcode == Opcode::kOpen && result >= 0) {
+  if (IsOpen(req->opcode) && result >= 0) {
     close(static_cast<int>(result));
   }
 }

@@ -12,7 +12,8 @@
 //                        EVFILT_AIO events through kqio_aio_watch().
 //   posix_aio_engine.cc  aio_read/aio_write/aio_fsync with SIGEV_KEVENT
 //                        (FreeBSD); EVFILT_AIO from the kernel.
-//   pool_engine.cc       blocking calls on the thread pool (everywhere).
+//   pool_engine.cc       blocking calls on the thread pool (everywhere),
+//                        with the portable resolve-beneath walk.
 //
 // Where a mechanism does not exist, its factory is a stub that returns
 // Unimplemented with the reason, and the core falls back (libuv's habit).
@@ -43,6 +44,7 @@
 #ifndef KQIO_AIO_ENGINE_H_
 #define KQIO_AIO_ENGINE_H_
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -82,6 +84,7 @@ const char* FileOpClassName(FileOpClass c);  // "open", "stat", ...
 // What one request asks an engine to do.
 enum class Opcode : uint8_t {
   kOpen,       // open(path, flags | O_CLOEXEC, mode) -> descriptor
+  kOpenAt,     // openat(dir_fd, path, ...) resolved as `resolve` asks
   kStat,       // stat(path, stat_out) -> 0
   kFstat,      // fstat(fd, stat_out) -> 0
   kRead,       // pread(fd, iov[0], offset) -> bytes; iovcnt == 1
@@ -92,9 +95,21 @@ enum class Opcode : uint8_t {
   kFdatasync,  // fdatasync(fd) -> 0
   kClose,      // close(fd) -> 0; the engine owns fd once it accepts
 };
-inline constexpr int kNumOpcodes = 10;
-const char* OpcodeName(Opcode op);  // "open", "fstat", "readv", ...
+inline constexpr int kNumOpcodes = 11;
+const char* OpcodeName(Opcode op);  // "open", "openat", "fstat", "readv", ...
 FileOpClass ClassOf(Opcode op);
+// kOpen and kOpenAt: their result is a descriptor someone must close.
+inline bool IsOpen(Opcode op) {
+  return op == Opcode::kOpen || op == Opcode::kOpenAt;
+}
+
+// Request::resolve bits (kOpenAt), named after Linux openat2's RESOLVE_*.
+// kResolveBeneath: `path` must not leave dir_fd: an absolute path, ".."
+// above it or a symlink leading out (absolute, or relative and climbing) is
+// refused with EXDEV; magic links (/proc/self/fd/N) are refused too.
+inline constexpr uint32_t kResolveBeneath = 1u << 0;
+// kResolveNoSymlinks: any symlink on the way is refused with ELOOP.
+inline constexpr uint32_t kResolveNoSymlinks = 1u << 1;
 
 class CompletionSink;
 
@@ -104,14 +119,22 @@ struct Request {
   Request() = default;
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;
-  virtual ~Request() = default;
+  // Closes owned_dir_fd.
+  virtual ~Request();
 
   // --- What to do: set before Submit(), constant while an engine holds it.
   Opcode opcode = Opcode::kRead;
   int fd = -1;
-  const char* path = nullptr;  // NUL-terminated (kOpen, kStat)
-  int flags = 0;               // kOpen
-  mode_t mode = 0;             // kOpen
+  const char* path = nullptr;  // NUL-terminated (kOpen, kOpenAt, kStat)
+  int flags = 0;               // kOpen, kOpenAt
+  mode_t mode = 0;             // kOpen, kOpenAt
+  // kOpenAt: the directory `path` is relative to (AT_FDCWD, or
+  // owned_dir_fd: the core's duplicate of the caller's descriptor, which the
+  // request owns, so that an engine still resolving after its caller was
+  // told Cancelled never names a descriptor the caller has closed).
+  int dir_fd = AT_FDCWD;
+  int owned_dir_fd = -1;
+  uint32_t resolve = 0;  // kOpenAt: kResolve* bits
   uint64_t offset = 0;
   const struct iovec* iov = nullptr;
   int iovcnt = 0;
@@ -186,11 +209,18 @@ absl::StatusOr<std::unique_ptr<Engine>> NewUringEngine(
 absl::StatusOr<std::unique_ptr<Engine>> NewPosixAioEngine(
     io::IoService& service);
 
-// The blocking calls the pool engine makes for reads and writes; tests
-// replace them (e.g. to return EINTR).  Null members mean the real call.
+// The blocking calls the pool engine makes for reads and writes, and for
+// kOpenAt with resolve bits; tests replace them (e.g. to return EINTR, or
+// ENOSYS to force the portable walk).  Null members mean the real call.
 struct BlockingCalls {
   ssize_t (*preadv)(int, const struct iovec*, int, off_t) = nullptr;
   ssize_t (*pwritev)(int, const struct iovec*, int, off_t) = nullptr;
+  // The kernel's resolve-beneath open (Linux: openat2(2) with RESOLVE_*
+  // from `resolve`; FreeBSD: openat with O_RESOLVE_BENEATH; elsewhere it
+  // fails with ENOSYS).  A descriptor, or -1 with errno; ENOSYS sends the
+  // pool to the portable component walk (pool_engine.cc).
+  int (*open_resolved)(int dir_fd, const char* path, int flags, mode_t mode,
+                       uint32_t resolve) = nullptr;
 };
 // `calls` (optional) must outlive the engine and its requests.
 std::unique_ptr<Engine> NewPoolEngine(io::IoService& service,

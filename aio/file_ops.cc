@@ -128,6 +128,34 @@ void FileService::Open(std::string path, int flags, mode_t mode,
   Start(std::move(op));
 }
 
+void FileService::OpenAt(int dir_fd, std::string path, int flags, mode_t mode,
+                         OpenAtOptions at, OpenCallback cb, OpOptions opts) {
+  auto op = NewOp(Opcode::kOpenAt, opts,
+                  [cb = std::move(cb)](absl::Status s, Op& o) mutable {
+                    if (!s.ok()) return cb(std::move(s));
+                    cb(File(std::move(o.opened)));
+                  });
+  // openat2 has no AT_EMPTY_PATH: the directory itself is ".".
+  op->path_storage = path.empty() ? std::string(".") : std::move(path);
+  op->path = op->path_storage.c_str();
+  op->flags = flags;
+  op->mode = mode;
+  op->resolve = (at.beneath ? kResolveBeneath : 0) |
+                (at.no_symlinks ? kResolveNoSymlinks : 0);
+  if (dir_fd != AT_FDCWD) {
+    // The operation's own reference to the directory (see the header): one
+    // fcntl on the loop, which never waits for a disk.
+    op->owned_dir_fd = dir_fd >= 0 ? fcntl(dir_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (op->owned_dir_fd < 0) {
+      const int err = dir_fd >= 0 ? errno : EBADF;
+      Start(op, io::ErrnoStatus(err, "openat", op->path_storage));
+      return;
+    }
+    op->dir_fd = op->owned_dir_fd;
+  }
+  Start(std::move(op));
+}
+
 namespace {
 
 Finisher StatFinisher(FileService::StatCallback cb) {

@@ -32,6 +32,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "aio/internal/nowait_read.h"
 #include "aio/internal/op.h"
 #include "io/errno_status.h"
@@ -207,6 +208,30 @@ void FileService::SetUpEngines(threadpool::ThreadPool& pool, TestHooks& hooks) {
                        ? "pool: chosen by the options"
                        : absl::StrCat("pool: ", absl::StrJoin(why_not, "; "));
     }
+  }
+
+  // OpenAt follows its class's engine when that engine has the opcode
+  // (Dispatch sends it to the pool otherwise).
+  const size_t open_at = static_cast<size_t>(Opcode::kOpenAt);
+  const CapabilityReport::Choice& open_choice =
+      choice_[Index(FileOpClass::kOpen)];
+  openat_choice_.op_class = FileOpClass::kOpen;
+  Engine* const open_engine = engine(open_choice.engine);
+  if (open_choice.engine != EngineKind::kPool &&
+      can_[Index(open_choice.engine)][open_at]) {
+    openat_choice_.engine = open_choice.engine;
+    openat_choice_.why =
+        absl::StrCat(EngineKindName(open_choice.engine), ": ",
+                     open_engine->Supports(Opcode::kOpenAt).why);
+  } else {
+    openat_choice_.engine = EngineKind::kPool;
+    openat_choice_.why = absl::StrCat(
+        "pool: ",
+        open_choice.engine == EngineKind::kPool
+            ? std::string(absl::StripPrefix(open_choice.why, "pool: "))
+            : absl::StrCat(EngineKindName(open_choice.engine), ": ",
+                           open_engine->Supports(Opcode::kOpenAt).why),
+        "; ", engine(EngineKind::kPool)->Supports(Opcode::kOpenAt).why);
   }
 
   nowait_read_ =
@@ -445,7 +470,7 @@ void FileService::Completed(Op& o, int64_t result) {
   if (o.user_done) {
     if (!o.internal)
       counters_.classes[Index(o.op_class)].late_completions.Add();
-    if (o.opcode == Opcode::kOpen && result >= 0) {
+    if (IsOpen(o.opcode) && result >= 0) {
       counters_.orphan_fds_closed.Add();
       CloseOrphan(static_cast<int>(result));
     }
@@ -460,7 +485,7 @@ void FileService::Completed(Op& o, int64_t result) {
     return;
   }
   o.result = result + static_cast<int64_t>(o.fast_bytes);
-  if (o.opcode == Opcode::kOpen) {
+  if (IsOpen(o.opcode)) {
     o.opened = std::make_shared<FileState>(static_cast<int>(result),
                                            o.path_storage, token_);
   }

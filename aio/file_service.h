@@ -9,13 +9,24 @@
 //             [](absl::StatusOr<aio::IoResult> r) { ...r->data()... });
 //       });
 //
-// Operations: Open, Stat / Fstat, Read / Write (and ReadV / WriteV) at an
+// Operations: Open and OpenAt (relative to a directory, optionally never
+// leaving it), Stat / Fstat, Read / Write (and ReadV / WriteV) at an
 // offset, Fsync / Fdatasync, Close, and ReadFile (open + fstat + read +
 // close as one operation).  Each takes a callback that runs exactly once, on
 // the loop thread, never inside the call that started the operation
 // (ARCHITECTURE.md contract 1), with an absl::StatusOr of the result.
 // Errors carry the operation, the path and the errno
 // ("read(data/x.bin): Bad file descriptor"; io::StatusErrno() gives EBADF).
+//
+// Opening beneath a directory.  OpenAt(dir_fd, path, ..., OpenAtOptions)
+// resolves `path` so that it cannot leave dir_fd: ".." above it, absolute
+// paths and symlinks leading out are refused with EXDEV (kResolveBeneath in
+// aio/engine.h); with no_symlinks every symlink is refused with ELOOP.  On
+// io_uring it is IORING_OP_OPENAT2; on the pool openat2(2) (Linux),
+// openat(O_RESOLVE_BENEATH) (FreeBSD), or, where the kernel has neither, a
+// component-by-component walk that is never looser (pool_engine.cc).  It is
+// an open in every other respect: class kOpen, the same ladder, the same
+// cancellation rules.
 //
 // Engines.  Each operation class (open, stat, read, write, fsync, close) is
 // served by one engine, chosen at creation (FileServiceOptions::engines,
@@ -129,6 +140,19 @@ struct IoVecResult {
   size_t bytes = 0;  // in buffer order
 };
 
+// How OpenAt resolves its path (see "Opening beneath a directory" above).
+struct OpenAtOptions {
+  // Resolve `path` beneath `dir_fd` only: ".." past it, absolute paths and
+  // symlinks (absolute, or relative ones that climb out) are refused (Linux
+  // openat2 RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS; FreeBSD
+  // O_RESOLVE_BENEATH; elsewhere a component walk).  Errors keep the errno
+  // (EXDEV, ELOOP...).
+  bool beneath = true;
+  // Refuse every symlink on the way (RESOLVE_NO_SYMLINKS), not only
+  // escaping ones.
+  bool no_symlinks = false;
+};
+
 // An open file.  Move-only; loop thread only.  See "Files, closing and
 // cancellation" above.
 class File final {
@@ -176,6 +200,8 @@ struct CapabilityReport {
     std::string why;  // "uring: IORING_OP_OPENAT supported"
   };
   std::array<Choice, kNumFileOpClasses> classes;
+  // OpenAt (class kOpen, but an opcode of its own that an engine may lack).
+  Choice openat;
   // One line per engine: "uring: available", "posix: not handled here ...".
   std::vector<std::string> engines;
   std::string fast_path;  // "on: preadv2(RWF_NOWAIT) ..." or "off: ..."
@@ -227,6 +253,15 @@ class FileService final : private CompletionSink {
   // O_CLOEXEC is always added.
   void Open(std::string path, int flags, mode_t mode, OpenCallback cb,
             OpOptions opts = OpOptions());
+  // Like Open(), relative to `dir_fd` (AT_FDCWD, or a directory descriptor,
+  // O_PATH is fine) and resolved as `at` says.  "" or "." opens dir_fd's
+  // directory.  Errors: op "openat", the path as subject, errno kept.
+  // `dir_fd` need only be valid during this call: the operation works on a
+  // duplicate of it (so an engine still resolving after the caller heard
+  // Cancelled or DeadlineExceeded never names a descriptor the caller has
+  // since closed or reused).
+  void OpenAt(int dir_fd, std::string path, int flags, mode_t mode,
+              OpenAtOptions at, OpenCallback cb, OpOptions opts = OpOptions());
   void Stat(std::string path, StatCallback cb, OpOptions opts = OpOptions());
   void Fstat(const File& file, StatCallback cb, OpOptions opts = OpOptions());
   // Up to buffer.size() bytes at `offset`.
@@ -322,8 +357,9 @@ class FileService final : private CompletionSink {
   std::array<std::string, kNumEngineKinds> engine_status_;
   // Static per-opcode support of each engine, from Supports() at creation.
   std::array<std::array<bool, kNumOpcodes>, kNumEngineKinds> can_{};
-  // The engine serving each class, and why.
+  // The engine serving each class, and why; and OpenAt's.
   std::array<CapabilityReport::Choice, kNumFileOpClasses> choice_;
+  CapabilityReport::Choice openat_choice_;
   // Engines that refused with ENOSYS/EOPNOTSUPP, per class (bit per kind).
   std::array<uint8_t, kNumFileOpClasses> broken_{};
   std::array<std::string, kNumFileOpClasses> broken_why_;

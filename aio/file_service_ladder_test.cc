@@ -425,12 +425,20 @@ TEST_F(LadderTest, AFullPoolLaneIsResourceExhaustedDeferred) {
   File f = OpenOrDie(this, *files_, path_, O_RDONLY);
 
   absl::Notification release;
+  // Occupies the lane's one worker, and returns once it runs: until then
+  // the task itself would fill the queue of one.
   auto block = [&](threadpool::Lane lane) {
+    auto started = std::make_shared<absl::Notification>();
     ASSERT_TRUE(pool_
                     ->Submit(
-                        lane, *service_, [&] { release.WaitForNotification(); },
+                        lane, *service_,
+                        [&release, started] {
+                          started->Notify();
+                          release.WaitForNotification();
+                        },
                         [](absl::Status) {})
                     .ok());
+    started->WaitForNotification();
   };
   block(threadpool::Lane::kData);  // runs
   IoCapture queued, refused;

@@ -14,6 +14,8 @@ std::string CapabilityReport::ToString() const {
     absl::StrAppend(&out, "  ", FileOpClassName(c.op_class), ": ",
                     EngineKindName(c.engine), " (", c.why, ")\n");
   }
+  absl::StrAppend(&out, "  openat: ", EngineKindName(openat.engine), " (",
+                  openat.why, ")\n");
   absl::StrAppend(&out, "engines:\n");
   for (const std::string& e : engines) absl::StrAppend(&out, "  ", e, "\n");
   absl::StrAppend(&out, "page-cache fast path: ", fast_path, "\n");
@@ -53,6 +55,16 @@ CapabilityReport FileService::Capabilities() const {
       r.classes[c].engine = EngineKind::kPool;
       r.classes[c].why = absl::StrCat("pool: ", broken_why_[c]);
     }
+  }
+  r.openat = openat_choice_;
+  const uint8_t open_broken = broken_[static_cast<size_t>(FileOpClass::kOpen)];
+  if (open_broken & (1u << static_cast<unsigned>(openat_choice_.engine))) {
+    r.openat.engine = EngineKind::kPool;
+    r.openat.why = absl::StrCat(
+        "pool: ", broken_why_[static_cast<size_t>(FileOpClass::kOpen)], "; ",
+        engines_[static_cast<size_t>(EngineKind::kPool)]
+            ->Supports(Opcode::kOpenAt)
+            .why);
   }
   for (int k = 1; k < kNumEngineKinds; ++k) {
     r.engines.push_back(absl::StrCat(EngineKindName(static_cast<EngineKind>(k)),

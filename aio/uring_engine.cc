@@ -16,7 +16,7 @@
 // requests included.  Each request in the kernel owns a slot; the slot index
 // and a generation form the SQE's user_data, and the slot holds the
 // request's shared_ptr (keeping buffers alive) and, for stat, the statx
-// buffer the kernel fills.
+// buffer the kernel fills (for openat, the open_how it reads).
 //
 // Availability is probed, never assumed: a ring that cannot be created
 // (EPERM under seccomp, ENOSYS, ENOMEM from memlock limits) makes the
@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <linux/openat2.h>
 #include <sys/event.h>
 #include <sys/eventfd.h>
 #include <sys/sysmacros.h>
@@ -70,6 +71,8 @@ UringOp UringOpFor(Opcode op) {
   switch (op) {
     case Opcode::kOpen:
       return {IORING_OP_OPENAT, "IORING_OP_OPENAT"};
+    case Opcode::kOpenAt:
+      return {IORING_OP_OPENAT2, "IORING_OP_OPENAT2"};
     case Opcode::kStat:
     case Opcode::kFstat:
       return {IORING_OP_STATX, "IORING_OP_STATX"};
@@ -93,7 +96,8 @@ UringOp UringOpFor(Opcode op) {
 // CQE results that mean "this ring cannot do that here": nothing happened,
 // so the core may run the request elsewhere.  -EINVAL is not one of them: a
 // probed opcode answering EINVAL is the operation's own error (a bad offset
-// for O_DIRECT, say), and the pool would say the same.
+// for O_DIRECT, say), and the pool would say the same.  An openat2 that
+// raced a rename answers -EAGAIN too; the pool retries it.
 bool IsRefusal(int res) {
   return res == -ENOSYS || res == -EOPNOTSUPP || res == -EAGAIN;
 }
@@ -137,6 +141,7 @@ class UringEngine final : public Engine {
   struct Slot {
     std::shared_ptr<Request> req;  // null: free
     struct statx stx;
+    struct open_how how;
     uint32_t generation = 1;
     bool cancel_sent = false;
   };
@@ -273,6 +278,22 @@ void UringEngine::Place(std::shared_ptr<Request> req) {
   switch (r.opcode) {
     case Opcode::kOpen:
       io_uring_prep_openat(sqe, AT_FDCWD, r.path, r.flags | O_CLOEXEC, r.mode);
+      break;
+    case Opcode::kOpenAt:
+      s.how = {};
+      s.how.flags =
+          static_cast<uint64_t>(static_cast<unsigned>(r.flags)) | O_CLOEXEC;
+      // openat2 refuses a mode without O_CREAT or O_TMPFILE.
+      if ((r.flags & O_CREAT) != 0 || (r.flags & O_TMPFILE) == O_TMPFILE) {
+        s.how.mode = r.mode;
+      }
+      if ((r.resolve & kResolveBeneath) != 0) {
+        s.how.resolve |= RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+      }
+      if ((r.resolve & kResolveNoSymlinks) != 0) {
+        s.how.resolve |= RESOLVE_NO_SYMLINKS;
+      }
+      io_uring_prep_openat2(sqe, r.dir_fd, r.path, &s.how);
       break;
     case Opcode::kStat:
       io_uring_prep_statx(sqe, AT_FDCWD, r.path, 0, STATX_BASIC_STATS, &s.stx);

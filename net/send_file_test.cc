@@ -164,6 +164,51 @@ TEST(SendFileTest, RangesShortFilesAndOrderWithWrites) {
   }
 }
 
+// options.header goes out first, in the same operation, on both paths; a
+// header larger than the socket buffer is resumed; bytes counts the file's.
+TEST(SendFileTest, HeaderPrecedesTheFileBytes) {
+  TestFile file(300 * 1000);
+  auto pool = NewPool();
+  const std::string small = "HTTP/1.1 200 OK\r\n\r\n";
+  const std::string big(512 * 1024, 'h');
+  for (bool kernel : {true, false}) {
+    for (const std::string* header : {&small, &big}) {
+      SCOPED_TRACE(std::string(kernel ? "kernel" : "fallback") + " header " +
+                   std::to_string(header->size()));
+      SendFileOptions options;
+      options.pool = pool.get();
+      options.use_kernel = kernel;
+      options.header = *header;
+      auto service = NewService();
+      auto pair = testing::TcpStreamPair(*service);
+      ASSERT_TRUE(pair.a->SetSendBufferSize(64 * 1024).ok());
+      std::vector<char> buf(64 * 1024);
+      Received got;
+      ReadToEnd(*pair.b, buf, got);
+      absl::Status status;
+      size_t bytes = 0;
+      bool done = false;
+      pair.a->SendFile(file.fd(), 7, 250 * 1000, [&](absl::Status s, size_t n) {
+        status = s;
+        bytes = n;
+        done = true;
+      }, options);
+      // A zero-length file range still sends the header.
+      pair.a->SendFile(file.fd(), 0, 0, [&](absl::Status s, size_t n) {
+        EXPECT_TRUE(s.ok()) << s;
+        EXPECT_EQ(n, 0u);
+        pair.a->Close();
+      }, options);
+      ASSERT_TRUE(RunUntil(*service, [&] { return done && got.eof; }));
+      ASSERT_TRUE(status.ok()) << status;
+      EXPECT_EQ(bytes, 250u * 1000);
+      ASSERT_EQ(got.data.size(), 2 * header->size() + 250 * 1000);
+      EXPECT_TRUE(got.data == *header + file.contents().substr(7, 250 * 1000) +
+                                  *header);
+    }
+  }
+}
+
 TEST(SendFileTest, ClosingWhileThePoolReadsCancelsAndTheLateReadIsIgnored) {
   TestFile file(1 << 20);
   auto pool = NewPool(/*data_running=*/1);

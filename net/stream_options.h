@@ -4,6 +4,8 @@
 
 #include <cstddef>
 
+#include "absl/strings/string_view.h"
+
 namespace kqio {
 namespace threadpool {
 class ThreadPool;
@@ -31,6 +33,12 @@ struct SendFileOptions {
   bool use_kernel = true;
   // Bytes read per pool task.
   size_t chunk_size = 256 * 1024;
+  // Bytes sent before the file's, as part of the same operation (an HTTP
+  // response head).  Not copied: must stay valid until the completion.
+  // On Linux they go out with MSG_MORE, so that the head and the start of
+  // the file share segments (nginx's tcp_nopush, without two setsockopt
+  // calls).  The completion's byte count covers the file bytes only.
+  absl::string_view header;
 };
 
 }  // namespace net

@@ -111,6 +111,8 @@ absl::Status FaultEngine::Forward(Entry& e, size_t max_bytes) {
   child->opcode = p.opcode;
   child->fd = p.fd;
   child->path = p.path;
+  child->dir_fd = p.dir_fd;
+  child->resolve = p.resolve;
   child->flags = p.flags;
   child->mode = p.mode;
   child->offset = p.offset;

@@ -76,6 +76,11 @@ SocketOp::Progress SendFileOp::Perform(int fd) {
       return Progress::kDone;
     }
     if (wait_ != nullptr) return Progress::kWaiting;
+    if (header_pos_ < options_.header.size()) {
+      const Progress p = SendHeader(fd);
+      if (p != Progress::kDone || !status_.ok()) return p;
+      continue;
+    }
     if (buffer_pos_ < buffer_.size()) {
       const Progress p = SendBuffered(fd);
       if (p != Progress::kDone || !status_.ok()) return p;
@@ -124,6 +129,28 @@ SocketOp::Progress SendFileOp::Perform(int fd) {
         return Progress::kDone;
     }
   }
+}
+
+SocketOp::Progress SendFileOp::SendHeader(int fd) {
+  int flags = NoSigPipeFlags();
+#if defined(MSG_MORE)
+  if (remaining_ > 0) flags |= MSG_MORE;  // the file's bytes follow
+#endif
+  const absl::string_view h = options_.header;
+  while (header_pos_ < h.size()) {
+    const ssize_t n =
+        send(fd, h.data() + header_pos_, h.size() - header_pos_, flags);
+    if (n >= 0) {
+      header_pos_ += static_cast<size_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Progress::kWouldBlock;
+    status_ = io::ErrnoStatus(errno, "write", Describe(fd));
+    return Progress::kDone;
+  }
+  status_ = absl::OkStatus();
+  return Progress::kDone;
 }
 
 SocketOp::Progress SendFileOp::SendBuffered(int fd) {

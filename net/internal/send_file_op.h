@@ -54,6 +54,8 @@ class SendFileOp final : public SocketOp {
   void OnChunk(absl::StatusOr<std::string> chunk);
   // Sends buffer_ from buffer_pos_.
   Progress SendBuffered(int fd);
+  // Sends options_.header from header_pos_.
+  Progress SendHeader(int fd);
 
   SocketCore* const owner_;
   const int file_fd_;
@@ -63,6 +65,7 @@ class SendFileOp final : public SocketOp {
   bool kernel_ = true;  // false once the kernel path is ruled out
   std::string buffer_;  // a chunk read on the pool, being sent
   size_t buffer_pos_ = 0;
+  size_t header_pos_ = 0;  // of options_.header, sent
   std::shared_ptr<Wait> wait_;  // set while a pool read is in flight
   threadpool::TaskHandle task_;
   absl::Status pending_error_;  // from the pool, reported at the next run
