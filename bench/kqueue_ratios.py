@@ -18,9 +18,10 @@ PingPong it counts only the measuring thread's own work per wakeup (its
 system calls and user code), not the wakeup latency.
 """
 
+import argparse
 import json
+import os
 import statistics
-import sys
 
 NS_PER_UNIT = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -92,13 +93,29 @@ def print_table(title, rows):
     print()
 
 
-def main(paths):
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu", action="store_true",
+                        help="use the CPU time of the benchmark thread "
+                        "instead of the real time")
+    parser.add_argument("paths", nargs="+", metavar="JSON",
+                        help="--benchmark_out files of //io:kqueue_benchmark")
+    args = parser.parse_args(argv)
+    for path in args.paths:
+        if not os.path.isfile(path):
+            parser.error("no such file: %s" % path)
+    return args
+
+
+def main(argv):
     global TIME_FIELD
-    if paths and paths[0] == "--cpu":
+    args = parse_args(argv)
+    if args.cpu:
         TIME_FIELD = "cpu_time"
-        paths = paths[1:]
-    if not paths:
-        sys.exit(__doc__)
+    paths = args.paths
     runs = [load(p) for p in paths]
     for path, run in zip(paths, runs):
         rows = []
@@ -127,4 +144,4 @@ def main(paths):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(None)

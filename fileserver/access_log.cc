@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <utility>
 
@@ -71,19 +72,31 @@ void AppendAccessLogLine(const AccessLogEntry& e, absl::Time now,
   out->append("\"\n");
 }
 
+void AccessLogSink::Write(absl::string_view data) {
+  absl::MutexLock lock(&mu_);
+  (void)WriteFully(fd_, data);
+}
+
 AccessLog::AccessLog(io::IoService& service, threadpool::ThreadPool& pool,
-                     int fd)
+                     AccessLogSink& sink)
     : service_(service),
       pool_(pool),
-      fd_(fd),
+      sink_(sink),
+      handoff_(std::make_shared<Handoff>()),
       self_(std::make_shared<AccessLog*>(this)) {}
 
 AccessLog::~AccessLog() {
   *self_ = nullptr;
   if (flush_timer_armed_) service_.Cancel(flush_timer_);
-  // A write still in flight on the pool finishes on its own; ours may then
-  // interleave at a line boundary only, since each is whole lines.
-  if (!buffer_.empty()) (void)WriteFully(fd_, buffer_);
+  if (buffer_.empty()) return;
+  {
+    absl::MutexLock lock(&handoff_->mu);
+    handoff_->data.append(buffer_);
+    // A running writer takes it, after what it already had: in order.
+    if (handoff_->writer_running) return;
+    handoff_->writer_running = true;
+  }
+  Drain(*handoff_, sink_);
 }
 
 void AccessLog::Append(const AccessLogEntry& e) {
@@ -107,29 +120,43 @@ void AccessLog::Append(const AccessLogEntry& e) {
 }
 
 void AccessLog::Flush() {
-  if (writing_ || buffer_.empty()) return;
-  writing_ = true;
-  auto data = std::make_shared<std::string>();
-  data->swap(buffer_);
-  int fd = fd_;
-  std::weak_ptr<AccessLog*> weak = self_;
-  auto submitted = pool_.Submit(
-      threadpool::Lane::kGeneral, service_,
-      [fd, data] { (void)WriteFully(fd, *data); },
-      [weak](absl::Status) {
-        auto self = weak.lock();
-        if (self != nullptr && *self != nullptr) (*self)->WriteDone();
-      });
-  if (!submitted.ok()) {
-    // The pool is full or shut down: write here rather than lose lines.
-    (void)WriteFully(fd_, *data);
-    writing_ = false;
+  if (buffer_.empty()) return;
+  {
+    absl::MutexLock lock(&handoff_->mu);
+    if (handoff_->data.size() > kMaxBehindBytes) {
+      // The log is far behind: drop this buffer's lines.
+      dropped_ += static_cast<uint64_t>(
+          std::count(buffer_.begin(), buffer_.end(), '\n'));
+      buffer_.clear();
+      return;
+    }
+    handoff_->data.append(buffer_);
+    buffer_.clear();
+    if (handoff_->writer_running) return;  // it will take these too
+    handoff_->writer_running = true;
   }
+  std::shared_ptr<Handoff> h = handoff_;
+  AccessLogSink* sink = &sink_;
+  auto submitted = pool_.Submit(
+      threadpool::Lane::kGeneral, service_, [h, sink] { Drain(*h, *sink); },
+      [](absl::Status) {});
+  // The pool is full or shut down: write here rather than lose lines.
+  if (!submitted.ok()) Drain(*handoff_, sink_);
 }
 
-void AccessLog::WriteDone() {
-  writing_ = false;
-  if (buffer_.size() >= kFlushBytes) Flush();
+void AccessLog::Drain(Handoff& h, AccessLogSink& sink) {
+  for (;;) {
+    std::string data;
+    {
+      absl::MutexLock lock(&h.mu);
+      if (h.data.empty()) {
+        h.writer_running = false;
+        return;
+      }
+      data.swap(h.data);
+    }
+    sink.Write(data);
+  }
 }
 
 }  // namespace fileserver

@@ -117,6 +117,12 @@ void Connection::ProcessInput() {
       in_len_ -= n;
       discard_ -= n;
       if (discard_ > 0) {
+        // The announced body must arrive in time too, or a client could
+        // hold the connection by announcing one and sending nothing.
+        if (!head_started_) {
+          head_started_ = true;
+          SetDeadline(worker_.options().header_timeout);
+        }
         ReadMore();
         return;
       }
@@ -164,7 +170,15 @@ void Connection::HandleRequest(const HttpRequest& request) {
   // A chunked body is not decoded: answer, then close.
   keep_alive_ = request.keep_alive && !request.is_chunked && !shutting_down_;
   discard_ = request.is_chunked ? 0 : request.content_length;
-  bytes_sent_ = 0;
+  // A client waiting for "100 Continue" before sending its body would wait
+  // for a response that comes first anyway; answer, then close rather than
+  // read a body that may never come.
+  if (discard_ > 0 &&
+      absl::EqualsIgnoreCase(request.Header("Expect"), "100-continue")) {
+    keep_alive_ = false;
+    discard_ = 0;
+  }
+  status_ = 0;
   file_.reset();
   served_name_.clear();
 
@@ -201,6 +215,8 @@ void Connection::HandleRequest(const HttpRequest& request) {
 void Connection::FinishResponse() {
   if (state_ == State::kClosed) return;
   LogAccess();
+  bytes_sent_ = 0;
+  status_ = 0;
   file_.reset();
   request_ = nullptr;
   if (!keep_alive_ || shutting_down_) {
@@ -233,6 +249,8 @@ void Connection::StartLinger() {
 
 void Connection::Close() {
   if (state_ == State::kClosed) return;
+  // A response cut short (send error, timeout, shutdown) is logged too.
+  if (state_ == State::kResponding) LogAccess();
   state_ = State::kClosed;
   ClearDeadline();
   if (timer_armed_) {

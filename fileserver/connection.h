@@ -67,6 +67,9 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   // Whether the connection counts against the server's limit.
   void set_admitted() { admitted_ = true; }
   bool admitted() const { return admitted_; }
+  // Over the limit: answering 503 (Reject()).
+  void set_rejected() { rejected_ = true; }
+  bool rejected() const { return rejected_; }
 
  private:
   enum class State { kReading, kResponding, kLingering, kClosed };
@@ -112,6 +115,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   State state_ = State::kReading;
   bool shutting_down_ = false;
   bool admitted_ = false;
+  bool rejected_ = false;
 
   // Input: bytes received and not yet consumed, [0, in_len_).
   std::vector<char> in_;

@@ -73,6 +73,17 @@ absl::StatusOr<std::vector<DirectoryEntry>> ListDirectory(int dir_fd,
   return entries;
 }
 
+// A descriptor closed when the last owner lets go, on whatever thread.
+struct OwnedFd {
+  explicit OwnedFd(int f) : fd(f) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd >= 0) close(fd);
+  }
+  const int fd;
+};
+
 }  // namespace
 
 ResponseHead Connection::BaseHead(int status) {
@@ -94,8 +105,17 @@ void Connection::OnLookup(
   }
   if ((*file)->is_directory()) {
     if (!target_.is_directory) {
-      // "/docs" -> "/docs/", so that relative links in the page work.
-      Redirect(absl::StrCat(target_.raw_path, "/"));
+      // "/docs" -> "/docs/", so that relative links in the page work.  The
+      // query is kept (as nginx does).  Leading slashes collapse to one:
+      // "//docs/" would name another host (an open redirect).
+      absl::string_view path = target_.raw_path;
+      while (path.size() > 1 && path[1] == '/') path.remove_prefix(1);
+      absl::string_view query;
+      if (request_ != nullptr) {
+        size_t q = request_->target.find('?');
+        if (q != absl::string_view::npos) query = request_->target.substr(q);
+      }
+      Redirect(absl::StrCat(path, "/", query));
       return;
     }
     file_ = *std::move(file);  // kept for a listing
@@ -119,6 +139,7 @@ void Connection::OnLookup(
 void Connection::OnIndexLookup(
     absl::StatusOr<std::shared_ptr<const CachedFile>> file) {
   if (state_ != State::kResponding) return;
+  worker_.CopyCacheStats();
   if (file.ok() && (*file)->is_regular()) {
     served_name_ = "index.html";
     ServeFile(*std::move(file));
@@ -136,11 +157,19 @@ void Connection::OnIndexLookup(
 }
 
 void Connection::ServeDirectoryListing() {
-  int dir_fd = file_->fd();  // file_ stays alive until the completion
+  // The worker gets a descriptor of its own: file_ (and the cache's entry)
+  // may close the original while the listing runs (Close(), eviction), and
+  // a cached File must not be destroyed off the loop.
+  auto dir = std::make_shared<OwnedFd>(
+      fcntl(file_->fd(), F_DUPFD_CLOEXEC, 0));
+  if (dir->fd < 0) {
+    RespondError(503, !keep_alive_);
+    return;
+  }
   bool dot_files = worker_.options().dot_files;
   auto submitted = worker_.pool().Submit(
       threadpool::Lane::kMetadata, worker_.service(),
-      [dir_fd, dot_files] { return ListDirectory(dir_fd, dot_files); },
+      [dir, dot_files] { return ListDirectory(dir->fd, dot_files); },
       [self = shared_from_this()](
           absl::StatusOr<std::vector<DirectoryEntry>> entries) {
         if (self->state_ != State::kResponding) return;
@@ -386,6 +415,9 @@ void Connection::SendHead(absl::string_view body) {
 }
 
 void Connection::LogAccess() {
+  // 499: the connection closed before a response was chosen (nginx's code
+  // for "client closed request").
+  if (status_ == 0) status_ = 499;
   worker_.counters().response(status_).Add();
   worker_.counters().bytes_sent.Add(bytes_sent_);
   AccessLog* log = worker_.access_log();

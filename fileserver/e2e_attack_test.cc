@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "fileserver/testing/e2e_fixture.h"
 #include "fileserver/testing/http_client.h"
 #include "fileserver/testing/server_process.h"
 #include "fileserver/testing/test_files.h"
@@ -30,7 +31,7 @@ constexpr char kHello[] = "hello, world\n";
 // Every file that must never be served contains this.
 constexpr char kSecret[] = "SECRET";
 
-class AttackTest : public ::testing::Test {
+class AttackTest : public SharedServerTest {
  protected:
   static void SetUpTestSuite() {
     absl::StatusOr<std::string> root = MakeTempDir("root");
@@ -64,56 +65,25 @@ class AttackTest : public ::testing::Test {
       step(MakeSymlink("loop", r + "/loop"));
       step(MakeSymlink("missing", r + "/dangling"));
     }
-    if (!s.ok()) {
-      *setup_error_ = s.ToString();
-      return;
-    }
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-        ServerProcess::Start({"--root=" + *root, "--threads=2"});
-    if (!server.ok()) {
-      *setup_error_ = server.status().ToString();
-      return;
-    }
-    server_ = server->release();
-  }
-
-  static void TearDownTestSuite() {
-    if (server_ == nullptr) return;
-    EXPECT_TRUE(server_->Signal(SIGTERM).ok());
-    absl::StatusOr<int> exit = server_->Wait(absl::Seconds(60));
-    EXPECT_TRUE(exit.ok() && *exit == 0)
-        << "exit: " << (exit.ok() ? absl::StrCat(*exit) : exit.status().ToString())
-        << "\n" << server_->Diagnostics();
-    delete server_;
-    server_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr) << "the server did not start: " << *setup_error_;
+    StartSharedServer(s, root.value_or(""), {"--threads=2"});
   }
 
   void TearDown() override {
-    absl::StatusOr<int> exit = server_->Wait(absl::ZeroDuration());
-    EXPECT_TRUE(absl::IsDeadlineExceeded(exit.status()))
-        << "the server is gone: "
-        << (exit.ok() ? absl::StrCat("exit ", *exit) : exit.status().ToString())
-        << "\n" << server_->Diagnostics();
+    SharedServerTest::TearDown();
     // And it still serves.
-    EXPECT_EQ(Send(HttpClient::Request("GET", "/hello.txt")).body, kHello);
+    if (server_ != nullptr) {
+      EXPECT_EQ(Send(HttpClient::Request("GET", "/hello.txt")).body, kHello);
+    }
   }
 
   // `request` (raw bytes) on a new connection; its response (status 0 on
   // failure, reported).  With `expect_close`, also checks that the response
   // says "Connection: close" and that the server then closes.
   static HttpResponse Send(const std::string& request, bool expect_close = false) {
-    absl::StatusOr<std::unique_ptr<HttpClient>> client =
-        HttpClient::Connect("127.0.0.1", server_->port());
-    if (!client.ok()) {
-      ADD_FAILURE() << client.status();
-      return {};
-    }
-    absl::Status sent = (*client)->Send(request);
-    absl::StatusOr<HttpResponse> response = (*client)->ReadResponse();
+    std::unique_ptr<HttpClient> client = Connect();
+    if (client == nullptr) return {};
+    absl::Status sent = client->Send(request);
+    absl::StatusOr<HttpResponse> response = client->ReadResponse();
     if (!response.ok()) {
       ADD_FAILURE() << "\"" << absl::CHexEscape(request.substr(0, 120))
                     << "\": send: " << sent << ", read: " << response.status()
@@ -124,7 +94,7 @@ class AttackTest : public ::testing::Test {
         << absl::CHexEscape(request.substr(0, 120));
     if (expect_close) {
       EXPECT_TRUE(response->Closes()) << absl::CHexEscape(request.substr(0, 120));
-      absl::Status closed = (*client)->WaitForClose(absl::Seconds(10));
+      absl::Status closed = client->WaitForClose(absl::Seconds(10));
       EXPECT_TRUE(closed.ok()) << absl::CHexEscape(request.substr(0, 120)) << ": "
                                << closed;
     }
@@ -134,13 +104,7 @@ class AttackTest : public ::testing::Test {
   static HttpResponse Get(absl::string_view target) {
     return Send(HttpClient::Request("GET", target));
   }
-
-  static std::string* const setup_error_;
-  static ServerProcess* server_;
 };
-
-std::string* const AttackTest::setup_error_ = new std::string;
-ServerProcess* AttackTest::server_ = nullptr;
 
 TEST_F(AttackTest, TraversalAndEncodingTricksAre400AndClose) {
   for (const char* target : {
@@ -267,20 +231,19 @@ TEST_F(AttackTest, UnsupportedVersionsAndCodings) {
 // arrive in order, then its error, then the close; nothing after it is
 // answered (the server cannot know where the next request would start).
 TEST_F(AttackTest, ErrorInAPipelinedBatchEndsTheConnection) {
-  absl::StatusOr<std::unique_ptr<HttpClient>> client =
-      HttpClient::Connect("127.0.0.1", server_->port());
-  ASSERT_TRUE(client.ok()) << client.status();
-  ASSERT_TRUE((*client)
+  std::unique_ptr<HttpClient> client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client
                   ->Send(HttpClient::Request("GET", "/hello.txt") +
                          HttpClient::Request("GET", "/../x") +
                          HttpClient::Request("GET", "/dir/a.txt"))
                   .ok());
-  absl::StatusOr<std::vector<HttpResponse>> r = (*client)->ReadResponses({false, false});
+  absl::StatusOr<std::vector<HttpResponse>> r = client->ReadResponses({false, false});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ((*r)[0].body, kHello);
   EXPECT_EQ((*r)[1].status, 400);
   EXPECT_TRUE((*r)[1].Closes());
-  EXPECT_TRUE((*client)->WaitForClose(absl::Seconds(10)).ok());
+  EXPECT_TRUE(client->WaitForClose(absl::Seconds(10)).ok());
 }
 
 }  // namespace

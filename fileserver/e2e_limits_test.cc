@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -23,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "fileserver/testing/e2e_fixture.h"
 #include "fileserver/testing/http_client.h"
 #include "fileserver/testing/server_process.h"
 #include "fileserver/testing/test_files.h"
@@ -60,43 +62,46 @@ class LimitsTest : public ::testing::Test {
   // A server on this suite's root; null (and a failure) if it did not start.
   static std::unique_ptr<ServerProcess> StartServer(std::vector<std::string> flags) {
     flags.insert(flags.begin(), "--root=" + *root_);
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-        ServerProcess::Start(std::move(flags));
-    if (!server.ok()) {
-      ADD_FAILURE() << server.status();
-      return nullptr;
-    }
-    return *std::move(server);
+    return StartServerOrFail(std::move(flags));
   }
 
-  static std::unique_ptr<HttpClient> ConnectTo(const ServerProcess& server,
-                                               const ConnectOptions& options = {}) {
-    absl::StatusOr<std::unique_ptr<HttpClient>> client =
-        HttpClient::Connect("127.0.0.1", server.port(), options);
-    if (!client.ok()) {
-      ADD_FAILURE() << client.status() << "\n" << server.Diagnostics();
+  // A connection reading through a `receive_buffer`-byte socket buffer that
+  // has asked for the 100 MiB file; null (and a failure) if refused.
+  static std::unique_ptr<HttpClient> RequestBigFile(const ServerProcess& server,
+                                                    int receive_buffer) {
+    ConnectOptions options;
+    options.receive_buffer = receive_buffer;
+    std::unique_ptr<HttpClient> client = ConnectOrFail(server, options);
+    if (client != nullptr &&
+        !client->Send(HttpClient::Request("GET", "/big.bin")).ok()) {
+      ADD_FAILURE() << "could not send the request";
       return nullptr;
     }
-    return *std::move(client);
+    return client;
+  }
+
+  // Reads the response to RequestBigFile(), the body checked by `verifier`;
+  // once kStallAt bytes have arrived, runs `stall` (once), inside the read,
+  // so that the client reads nothing until it returns.
+  static absl::StatusOr<HttpResponse> ReadStallingOnce(
+      HttpClient& client, PatternVerifier& verifier,
+      const std::function<void()>& stall) {
+    bool stalled = false;
+    ReadOptions options;
+    options.body_sink = [&](absl::string_view bytes) {
+      verifier.Feed(bytes);
+      if (stalled || verifier.bytes() < kStallAt) return;
+      stalled = true;
+      stall();
+    };
+    return client.ReadResponse(options);
   }
 
   // A new connection gets the small file.
   static void ExpectServed(const ServerProcess& server) {
-    std::unique_ptr<HttpClient> client = ConnectTo(server);
+    std::unique_ptr<HttpClient> client = ConnectOrFail(server);
     if (client == nullptr) return;
-    absl::StatusOr<HttpResponse> r = client->Get("/hello.txt");
-    ASSERT_TRUE(r.ok()) << r.status() << "\n" << server.Diagnostics();
-    EXPECT_EQ(r->body, kHello);
-  }
-
-  // Signals the server and expects exit status 0 within `timeout`.
-  static void ExpectCleanExit(ServerProcess* server, int signal,
-                              absl::Duration timeout = absl::Seconds(60)) {
-    ASSERT_TRUE(server->Signal(signal).ok());
-    absl::StatusOr<int> exit = server->Wait(timeout);
-    EXPECT_TRUE(exit.ok() && *exit == 0)
-        << "exit: " << (exit.ok() ? absl::StrCat(*exit) : exit.status().ToString())
-        << "\n" << server->Diagnostics();
+    ASSERT_TRUE(BodyIs(*client, "/hello.txt", kHello)) << server.Diagnostics();
   }
 
   // Waits for the server to end `client`'s connection, accepting a 408
@@ -129,7 +134,7 @@ TEST_F(LimitsTest, SlowlorisIsCutAtTheHeaderTimeout) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--threads=1", "--header_timeout=1s"});
   ASSERT_NE(server, nullptr);
-  std::unique_ptr<HttpClient> slow = ConnectTo(*server);
+  std::unique_ptr<HttpClient> slow = ConnectOrFail(*server);
   ASSERT_NE(slow, nullptr);
   const std::string head =
       "GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(200, 'z');
@@ -154,7 +159,7 @@ TEST_F(LimitsTest, SlowlorisIsCutAtTheHeaderTimeout) {
   EXPECT_GE(elapsed, absl::Milliseconds(800)) << "cut before --header_timeout";
   EXPECT_LE(elapsed, absl::Seconds(1) + kSlack);
   ExpectServed(*server);
-  ExpectCleanExit(server.get(), SIGTERM);
+  ExpectCleanExit(*server);
 }
 
 // A connection that never sends a byte is closed at the header timeout too.
@@ -162,7 +167,7 @@ TEST_F(LimitsTest, SilentConnectionIsClosedAtTheHeaderTimeout) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--threads=1", "--header_timeout=1s"});
   ASSERT_NE(server, nullptr);
-  std::unique_ptr<HttpClient> silent = ConnectTo(*server);
+  std::unique_ptr<HttpClient> silent = ConnectOrFail(*server);
   ASSERT_NE(silent, nullptr);
   const absl::Time start = absl::Now();
   int outcome = AwaitCloseOr408(silent.get(), absl::Seconds(1) + kSlack);
@@ -172,7 +177,7 @@ TEST_F(LimitsTest, SilentConnectionIsClosedAtTheHeaderTimeout) {
             << " after " << elapsed << std::endl;
   EXPECT_GE(outcome, 0) << "still open after " << elapsed;
   EXPECT_GE(elapsed, absl::Milliseconds(800));
-  ExpectCleanExit(server.get(), SIGTERM);
+  ExpectCleanExit(*server);
 }
 
 // An idle keep-alive connection closes after --keepalive_timeout; one that
@@ -181,24 +186,22 @@ TEST_F(LimitsTest, IdleKeepAliveConnectionsClose) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--threads=1", "--keepalive_timeout=1s"});
   ASSERT_NE(server, nullptr);
-  std::unique_ptr<HttpClient> idle = ConnectTo(*server);
-  std::unique_ptr<HttpClient> busy = ConnectTo(*server);
+  std::unique_ptr<HttpClient> idle = ConnectOrFail(*server);
+  std::unique_ptr<HttpClient> busy = ConnectOrFail(*server);
   ASSERT_TRUE(idle != nullptr && busy != nullptr);
   absl::StatusOr<HttpResponse> first = idle->Get("/hello.txt");
   ASSERT_TRUE(first.ok()) << first.status();
   const absl::Time start = absl::Now();
   // The busy client's requests 300 ms apart, over three timeouts.
   for (int i = 0; i < 10; ++i) {
-    absl::StatusOr<HttpResponse> r = busy->Get("/hello.txt");
-    ASSERT_TRUE(r.ok()) << "request " << i << ": " << r.status();
-    EXPECT_EQ(r->body, kHello);
+    ASSERT_TRUE(BodyIs(*busy, "/hello.txt", kHello)) << "request " << i;
     absl::SleepFor(absl::Milliseconds(300));
   }
   absl::Status closed = idle->WaitForClose(kSlack);
   const absl::Duration elapsed = absl::Now() - start;
   EXPECT_TRUE(closed.ok()) << closed;
   EXPECT_GE(elapsed, absl::Milliseconds(800));
-  ExpectCleanExit(server.get(), SIGTERM);
+  ExpectCleanExit(*server);
 }
 
 // --max_connections=2: two idle connections held, the third gets 503 and a
@@ -207,14 +210,14 @@ TEST_F(LimitsTest, ConnectionLimit) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--threads=1", "--max_connections=2"});
   ASSERT_NE(server, nullptr);
-  std::unique_ptr<HttpClient> a = ConnectTo(*server);
-  std::unique_ptr<HttpClient> b = ConnectTo(*server);
+  std::unique_ptr<HttpClient> a = ConnectOrFail(*server);
+  std::unique_ptr<HttpClient> b = ConnectOrFail(*server);
   ASSERT_TRUE(a != nullptr && b != nullptr);
   // Served, so certainly accepted and counted; then they stay idle.
   ASSERT_TRUE(a->Get("/hello.txt").ok());
   ASSERT_TRUE(b->Get("/hello.txt").ok());
 
-  std::unique_ptr<HttpClient> c = ConnectTo(*server);
+  std::unique_ptr<HttpClient> c = ConnectOrFail(*server);
   ASSERT_NE(c, nullptr);
   // The server may answer at accept() or after reading a request.
   absl::StatusOr<bool> early = c->WaitForData(absl::Seconds(2));
@@ -230,23 +233,21 @@ TEST_F(LimitsTest, ConnectionLimit) {
   std::cout << "503 sent " << (*early ? "at accept" : "after the request") << std::endl;
 
   // The two held connections are unaffected.
-  absl::StatusOr<HttpResponse> again = a->Get("/hello.txt");
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->body, kHello);
+  ASSERT_TRUE(BodyIs(*a, "/hello.txt", kHello));
 
   // The server learns of the close asynchronously: retry until served.
   b->Close();
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   int status = 0;
   while (status != 200 && absl::Now() < deadline) {
-    std::unique_ptr<HttpClient> d = ConnectTo(*server);
+    std::unique_ptr<HttpClient> d = ConnectOrFail(*server);
     ASSERT_NE(d, nullptr);
     absl::StatusOr<HttpResponse> r = d->Get("/hello.txt");
     status = r.ok() ? r->status : 0;
     if (status != 200) absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_EQ(status, 200) << "no connection served after one of the two closed";
-  ExpectCleanExit(server.get(), SIGTERM);
+  ExpectCleanExit(*server);
 }
 
 // A reader that stops reading is disconnected after --send_timeout, and does
@@ -255,25 +256,20 @@ TEST_F(LimitsTest, StalledReaderIsCutAfterTheSendTimeout) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--threads=1", "--send_timeout=1s"});
   ASSERT_NE(server, nullptr);
-  ConnectOptions small;
-  small.receive_buffer = 16 * 1024;
-  std::unique_ptr<HttpClient> stalled = ConnectTo(*server, small);
+  std::unique_ptr<HttpClient> stalled = RequestBigFile(*server, 16 * 1024);
   ASSERT_NE(stalled, nullptr);
-  ASSERT_TRUE(stalled->Send(HttpClient::Request("GET", "/big.bin")).ok());
   absl::StatusOr<bool> started = stalled->WaitForData(absl::Seconds(30));
   ASSERT_TRUE(started.ok() && *started) << started.status();
   ExpectServed(*server);
   absl::SleepFor(absl::Seconds(1) + kSlack);  // the stall under test
   PatternVerifier verifier;
-  ReadOptions options;
-  options.body_sink = [&verifier](absl::string_view b) { verifier.Feed(b); };
-  absl::StatusOr<HttpResponse> r = stalled->ReadResponse(options);
+  absl::StatusOr<HttpResponse> r = stalled->ReadResponse(FeedBodyTo(verifier));
   EXPECT_TRUE(absl::IsDataLoss(r.status()))
       << "expected a truncated body, got: " << r.status();
   EXPECT_LT(verifier.bytes(), kBigSize);
   EXPECT_TRUE(verifier.Check(verifier.bytes()).ok()) << "what arrived is corrupt";
   ExpectServed(*server);
-  ExpectCleanExit(server.get(), SIGTERM);
+  ExpectCleanExit(*server);
 }
 
 // SIGTERM during a 100 MiB download: new connections are refused at once,
@@ -282,21 +278,15 @@ TEST_F(LimitsTest, GracefulShutdownFinishesTheDownloadInFlight) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--threads=2", "--shutdown_timeout=120s"});
   ASSERT_NE(server, nullptr);
-  ConnectOptions slow;
-  slow.receive_buffer = 64 * 1024;
-  std::unique_ptr<HttpClient> download = ConnectTo(*server, slow);
+  std::unique_ptr<HttpClient> download = RequestBigFile(*server, 64 * 1024);
   ASSERT_NE(download, nullptr);
-  ASSERT_TRUE(download->Send(HttpClient::Request("GET", "/big.bin")).ok());
 
   PatternVerifier verifier;
   bool signalled = false;
   bool refused = false;
   bool alive_while_stalled = false;
-  ReadOptions options;
-  options.body_sink = [&](absl::string_view bytes) {
-    verifier.Feed(bytes);
-    if (signalled || verifier.bytes() < kStallAt) return;
-    // The download is provably in flight: the client stops reading here.
+  // The download is provably in flight: the client stops reading here.
+  absl::StatusOr<HttpResponse> r = ReadStallingOnce(*download, verifier, [&] {
     signalled = true;
     ASSERT_TRUE(server->Signal(SIGTERM).ok());
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -307,8 +297,7 @@ TEST_F(LimitsTest, GracefulShutdownFinishesTheDownloadInFlight) {
       if (!refused) absl::SleepFor(absl::Milliseconds(20));
     }
     alive_while_stalled = absl::IsDeadlineExceeded(server->Wait(absl::ZeroDuration()).status());
-  };
-  absl::StatusOr<HttpResponse> r = download->ReadResponse(options);
+  });
   ASSERT_TRUE(signalled);
   EXPECT_TRUE(refused) << "new connections still accepted 20 s after SIGTERM";
   EXPECT_TRUE(alive_while_stalled) << "exited with a response in flight";
@@ -318,9 +307,8 @@ TEST_F(LimitsTest, GracefulShutdownFinishesTheDownloadInFlight) {
   // Its response done, the connection closes and the server exits 0.
   EXPECT_TRUE(download->WaitForClose(absl::Seconds(30)).ok());
   absl::StatusOr<int> exit = server->Wait(absl::Seconds(60));
-  EXPECT_TRUE(exit.ok() && *exit == 0)
-      << (exit.ok() ? absl::StrCat("exit ", *exit) : exit.status().ToString()) << "\n"
-      << server->Diagnostics();
+  EXPECT_TRUE(exit.ok() && *exit == 0) << DescribeExit(exit) << "\n"
+                                       << server->Diagnostics();
 }
 
 // A download that does not finish within --shutdown_timeout is cut, and the
@@ -329,26 +317,15 @@ TEST_F(LimitsTest, ShutdownTimeoutCutsAStalledDownload) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--threads=1", "--shutdown_timeout=1s"});
   ASSERT_NE(server, nullptr);
-  ConnectOptions slow;
-  slow.receive_buffer = 64 * 1024;
-  std::unique_ptr<HttpClient> download = ConnectTo(*server, slow);
+  std::unique_ptr<HttpClient> download = RequestBigFile(*server, 64 * 1024);
   ASSERT_NE(download, nullptr);
-  ASSERT_TRUE(download->Send(HttpClient::Request("GET", "/big.bin")).ok());
   PatternVerifier verifier;
   bool signalled = false;
-  ReadOptions options;
-  options.body_sink = [&](absl::string_view bytes) {
-    verifier.Feed(bytes);
-    if (signalled || verifier.bytes() < kStallAt) return;
+  absl::StatusOr<HttpResponse> r = ReadStallingOnce(*download, verifier, [&] {
     signalled = true;
-    ASSERT_TRUE(server->Signal(SIGTERM).ok());
     // Stalled here until the server has exited.
-    absl::StatusOr<int> exit = server->Wait(absl::Seconds(1) + kSlack + kSlack);
-    EXPECT_TRUE(exit.ok() && *exit == 0)
-        << (exit.ok() ? absl::StrCat("exit ", *exit) : exit.status().ToString())
-        << "\n" << server->Diagnostics();
-  };
-  absl::StatusOr<HttpResponse> r = download->ReadResponse(options);
+    ExpectCleanExit(*server, SIGTERM, absl::Seconds(1) + kSlack + kSlack);
+  });
   ASSERT_TRUE(signalled);
   EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
   EXPECT_LT(verifier.bytes(), kBigSize);
@@ -358,11 +335,11 @@ TEST_F(LimitsTest, ShutdownTimeoutCutsAStalledDownload) {
 TEST_F(LimitsTest, IdleConnectionsDoNotDelayShutdown) {
   std::unique_ptr<ServerProcess> server = StartServer({"--threads=2"});
   ASSERT_NE(server, nullptr);
-  std::unique_ptr<HttpClient> idle = ConnectTo(*server);
+  std::unique_ptr<HttpClient> idle = ConnectOrFail(*server);
   ASSERT_NE(idle, nullptr);
   ASSERT_TRUE(idle->Get("/hello.txt").ok());
   // Well under the default 30 s --shutdown_timeout.
-  ExpectCleanExit(server.get(), SIGINT, absl::Seconds(10));
+  ExpectCleanExit(*server, SIGINT, absl::Seconds(10));
   EXPECT_TRUE(idle->WaitForClose(absl::Seconds(5)).ok());
 }
 
@@ -390,9 +367,8 @@ TEST_F(LimitsTest, StartupFailuresExit1WithAMessage) {
     absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Spawn(flags);
     ASSERT_TRUE(server.ok()) << server.status();
     absl::StatusOr<int> exit = (*server)->Wait(absl::Seconds(60));
-    EXPECT_TRUE(exit.ok() && *exit == 1)
-        << (exit.ok() ? absl::StrCat("exit ", *exit) : exit.status().ToString()) << "\n"
-        << (*server)->Diagnostics();
+    EXPECT_TRUE(exit.ok() && *exit == 1) << DescribeExit(exit) << "\n"
+                                         << (*server)->Diagnostics();
     // The reader thread may still be draining: wait for the pipes' EOF.
     EXPECT_FALSE((*server)->WaitForServing(absl::Seconds(10)).ok());
     EXPECT_FALSE((*server)->Stderr().empty()) << "no message on stderr";
@@ -418,10 +394,8 @@ TEST_F(LimitsTest, ServesOnIpv6Loopback) {
   absl::StatusOr<std::unique_ptr<HttpClient>> client =
       HttpClient::Connect("::1", server->port());
   ASSERT_TRUE(client.ok()) << client.status();
-  absl::StatusOr<HttpResponse> r = (*client)->Get("/hello.txt");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->body, kHello);
-  ExpectCleanExit(server.get(), SIGTERM);
+  EXPECT_TRUE(BodyIs(**client, "/hello.txt", kHello));
+  ExpectCleanExit(*server);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "fileserver/testing/e2e_fixture.h"
 #include "fileserver/testing/http_client.h"
 #include "fileserver/testing/server_process.h"
 #include "fileserver/testing/test_files.h"
@@ -61,56 +62,12 @@ absl::Status BuildRoot(const std::string& root) {
   return s;
 }
 
-class FileServerTest : public ::testing::Test {
+class FileServerTest : public SharedServerTest {
  protected:
   static void SetUpTestSuite() {
     absl::StatusOr<std::string> root = MakeTempDir("root");
-    absl::Status built = root.ok() ? BuildRoot(*root) : root.status();
-    if (!built.ok()) {
-      *setup_error_ = built.ToString();
-      return;
-    }
-    *root_ = *root;
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-        ServerProcess::Start({"--root=" + *root_, "--threads=2"});
-    if (!server.ok()) {
-      *setup_error_ = server.status().ToString();
-      return;
-    }
-    server_ = server->release();
-  }
-
-  static void TearDownTestSuite() {
-    if (server_ == nullptr) return;
-    EXPECT_TRUE(server_->Signal(SIGTERM).ok());
-    absl::StatusOr<int> exit = server_->Wait(absl::Seconds(60));
-    EXPECT_TRUE(exit.ok() && *exit == 0)
-        << "exit: " << (exit.ok() ? absl::StrCat(*exit) : exit.status().ToString())
-        << "\n" << server_->Diagnostics();
-    delete server_;
-    server_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr) << "the server did not start: " << *setup_error_;
-  }
-
-  void TearDown() override {
-    absl::StatusOr<int> exit = server_->Wait(absl::ZeroDuration());
-    EXPECT_TRUE(absl::IsDeadlineExceeded(exit.status()))
-        << "the server is gone: "
-        << (exit.ok() ? absl::StrCat("exit ", *exit) : exit.status().ToString())
-        << "\n" << server_->Diagnostics();
-  }
-
-  static std::unique_ptr<HttpClient> Connect(int port = 0) {
-    absl::StatusOr<std::unique_ptr<HttpClient>> client =
-        HttpClient::Connect("127.0.0.1", port != 0 ? port : server_->port());
-    if (!client.ok()) {
-      ADD_FAILURE() << client.status();
-      return nullptr;
-    }
-    return *std::move(client);
+    StartSharedServer(root.ok() ? BuildRoot(*root) : root.status(),
+                      root.value_or(""), {"--threads=2"});
   }
 
   // One request on a new connection; status 0 if it failed (reported).
@@ -131,15 +88,7 @@ class FileServerTest : public ::testing::Test {
                           absl::string_view headers = "") {
     return Fetch("GET", target, headers);
   }
-
-  static std::string* const root_;
-  static std::string* const setup_error_;
-  static ServerProcess* server_;
 };
-
-std::string* const FileServerTest::root_ = new std::string;
-std::string* const FileServerTest::setup_error_ = new std::string;
-ServerProcess* FileServerTest::server_ = nullptr;
 
 TEST_F(FileServerTest, StartupLineNamesRootAddressThreadsAndEngines) {
   const std::string& line = server_->serving_line();
@@ -275,9 +224,7 @@ TEST_F(FileServerTest, OneRangeIs206) {
       "GET", "/big.bin",
       absl::StrCat("Range: bytes=", kFirst, "-", kFirst + kCount - 1, "\r\n"))).ok());
   PatternVerifier verifier(kFirst);
-  ReadOptions options;
-  options.body_sink = [&verifier](absl::string_view b) { verifier.Feed(b); };
-  absl::StatusOr<HttpResponse> big = client->ReadResponse(options);
+  absl::StatusOr<HttpResponse> big = client->ReadResponse(FeedBodyTo(verifier));
   ASSERT_TRUE(big.ok()) << big.status();
   EXPECT_EQ(big->status, 206);
   EXPECT_EQ(big->Header("Content-Range"),
@@ -419,9 +366,7 @@ TEST_F(FileServerTest, LargeBodyThenSmallOnePipelined) {
   ASSERT_TRUE(client->Send(HttpClient::Request("GET", "/medium.bin") +
                            HttpClient::Request("GET", "/hello.txt")).ok());
   PatternVerifier verifier;
-  ReadOptions options;
-  options.body_sink = [&verifier](absl::string_view b) { verifier.Feed(b); };
-  absl::StatusOr<HttpResponse> large = client->ReadResponse(options);
+  absl::StatusOr<HttpResponse> large = client->ReadResponse(FeedBodyTo(verifier));
   ASSERT_TRUE(large.ok()) << large.status();
   EXPECT_TRUE(verifier.Check(kMediumSize).ok()) << verifier.Check(kMediumSize);
   absl::StatusOr<HttpResponse> small = client->ReadResponse();
@@ -446,17 +391,13 @@ TEST_F(FileServerTest, HundredMebibyteFileArrivesWhole) {
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(client->Send(HttpClient::Request("GET", "/big.bin")).ok());
   PatternVerifier verifier;
-  ReadOptions options;
-  options.body_sink = [&verifier](absl::string_view b) { verifier.Feed(b); };
-  absl::StatusOr<HttpResponse> r = client->ReadResponse(options);
+  absl::StatusOr<HttpResponse> r = client->ReadResponse(FeedBodyTo(verifier));
   ASSERT_TRUE(r.ok()) << r.status() << "\n" << server_->Diagnostics();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->Header("Content-Length"), absl::StrCat(kBigSize));
   EXPECT_TRUE(verifier.Check(kBigSize).ok()) << verifier.Check(kBigSize);
   // The connection is still usable afterwards.
-  absl::StatusOr<HttpResponse> next = client->Get("/hello.txt");
-  ASSERT_TRUE(next.ok()) << next.status();
-  EXPECT_EQ(next->body, kHello);
+  EXPECT_TRUE(BodyIs(*client, "/hello.txt", kHello));
 }
 
 TEST_F(FileServerTest, Http10ClosesUnlessAskedToKeepAlive) {
@@ -486,35 +427,29 @@ TEST_F(FileServerTest, Http10ClosesUnlessAskedToKeepAlive) {
 TEST_F(FileServerTest, EveryFileEngineServesTheSameBytes) {
   for (const char* engine : {"uring", "posix", "pool"}) {
     SCOPED_TRACE(engine);
-    absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(
+    std::unique_ptr<ServerProcess> server = StartServerOrFail(
         {"--root=" + *root_, "--threads=1", absl::StrCat("--file_engine=", engine),
          "--sendfile_min_bytes=1000000000"});  // every body through aio reads
-    ASSERT_TRUE(server.ok()) << server.status();
-    std::cout << (*server)->serving_line() << std::endl;
-    std::unique_ptr<HttpClient> client = Connect((*server)->port());
+    ASSERT_NE(server, nullptr);
+    std::cout << server->serving_line() << std::endl;
+    std::unique_ptr<HttpClient> client = ConnectOrFail(*server);
     ASSERT_NE(client, nullptr);
-    absl::StatusOr<HttpResponse> small = client->Get("/hello.txt");
-    ASSERT_TRUE(small.ok()) << small.status() << (*server)->Diagnostics();
-    EXPECT_EQ(small->body, kHello);
+    ASSERT_TRUE(BodyIs(*client, "/hello.txt", kHello)) << server->Diagnostics();
     PatternVerifier verifier;
-    ReadOptions options;
-    options.body_sink = [&verifier](absl::string_view b) { verifier.Feed(b); };
     ASSERT_TRUE(client->Send(HttpClient::Request("GET", "/medium.bin")).ok());
-    absl::StatusOr<HttpResponse> medium = client->ReadResponse(options);
-    ASSERT_TRUE(medium.ok()) << medium.status() << (*server)->Diagnostics();
+    absl::StatusOr<HttpResponse> medium = client->ReadResponse(FeedBodyTo(verifier));
+    ASSERT_TRUE(medium.ok()) << medium.status() << server->Diagnostics();
     EXPECT_TRUE(verifier.Check(kMediumSize).ok()) << verifier.Check(kMediumSize);
-    ASSERT_TRUE((*server)->Signal(SIGTERM).ok());
-    absl::StatusOr<int> exit = (*server)->Wait(absl::Seconds(60));
-    EXPECT_TRUE(exit.ok() && *exit == 0) << (*server)->Diagnostics();
+    ExpectCleanExit(*server);
   }
 }
 
 TEST_F(FileServerTest, OptionalListingDotFilesAndMetrics) {
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(
+  std::unique_ptr<ServerProcess> server = StartServerOrFail(
       {"--root=" + *root_, "--threads=1", "--directory_listing", "--dot_files",
        "--metrics_path=/-/metrics"});
-  ASSERT_TRUE(server.ok()) << server.status();
-  std::unique_ptr<HttpClient> client = Connect((*server)->port());
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<HttpClient> client = ConnectOrFail(*server);
   ASSERT_NE(client, nullptr);
 
   absl::StatusOr<HttpResponse> listing = client->Get("/nodir/");
@@ -543,9 +478,7 @@ TEST_F(FileServerTest, OptionalListingDotFilesAndMetrics) {
   EXPECT_EQ(Get("/.dotfile").status, 403);
   EXPECT_EQ(Get("/-/metrics").status, 404);
 
-  ASSERT_TRUE((*server)->Signal(SIGTERM).ok());
-  absl::StatusOr<int> exit = (*server)->Wait(absl::Seconds(60));
-  EXPECT_TRUE(exit.ok() && *exit == 0) << (*server)->Diagnostics();
+  ExpectCleanExit(*server);
 }
 
 }  // namespace

@@ -147,6 +147,16 @@ class OpenFileCacheTest : public ::testing::Test {
     return done();
   }
 
+  // Runs the loop until every capture in `got` has been called.
+  bool RunUntilAllCalled(const std::vector<Capture>& got) {
+    return RunUntil([&] {
+      for (const Capture& c : got) {
+        if (c.calls == 0) return false;
+      }
+      return true;
+    });
+  }
+
   // Until the loop is idle and nothing under the root is open any more
   // (closes go through aio, off the loop).
   void Drain() {
@@ -256,12 +266,7 @@ TEST_F(OpenFileCacheTest, ConcurrentLookupsShareOneOpen) {
   std::vector<Capture> got(5);
   for (Capture& c : got) cache_->Lookup("b", c.Callback());
   for (Capture& c : got) EXPECT_EQ(c.calls, 0);
-  ASSERT_TRUE(RunUntil([&] {
-    for (Capture& c : got) {
-      if (c.calls == 0) return false;
-    }
-    return true;
-  }));
+  ASSERT_TRUE(RunUntilAllCalled(got));
   for (Capture& c : got) {
     EXPECT_EQ(c.calls, 1);
     ASSERT_TRUE(c.value->ok()) << c.value->status();
@@ -467,12 +472,7 @@ TEST_F(OpenFileCacheTest, DestroyingTheCacheCancelsLookupsInFlight) {
   service_->Poll();  // let the opens start, perhaps finish some
   cache_.reset();
   for (Capture& c : got) EXPECT_LE(c.calls, 1);
-  ASSERT_TRUE(RunUntil([&] {
-    for (Capture& c : got) {
-      if (c.calls == 0) return false;
-    }
-    return true;
-  }));
+  ASSERT_TRUE(RunUntilAllCalled(got));
   for (Capture& c : got) {
     EXPECT_EQ(c.calls, 1);
     // Finished before the cache went, or cancelled by its going.
@@ -493,12 +493,7 @@ TEST_F(OpenFileCacheTest, DestroyedBeforeTheLoopRunsEveryLookupIsCancelled) {
   cache_->Lookup("dir", got[2].Callback());
   cache_.reset();
   for (Capture& c : got) EXPECT_EQ(c.calls, 0) << "posted, not inline";
-  ASSERT_TRUE(RunUntil([&] {
-    for (Capture& c : got) {
-      if (c.calls == 0) return false;
-    }
-    return true;
-  }));
+  ASSERT_TRUE(RunUntilAllCalled(got));
   for (Capture& c : got) {
     EXPECT_EQ(c.calls, 1);
     EXPECT_TRUE(absl::IsCancelled(c.value->status())) << c.value->status();

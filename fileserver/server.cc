@@ -53,6 +53,8 @@ absl::StatusOr<std::unique_ptr<FileServer>> FileServer::Create(
       }
       server->own_access_log_fd_ = true;
     }
+    server->access_log_sink_ =
+        std::make_unique<AccessLogSink>(server->access_log_fd_);
   }
 
   threadpool::ThreadPoolOptions po;
@@ -80,7 +82,8 @@ FileServer::~FileServer() {
     Wait();
   }
   workers_.clear();  // before the pool they post to
-  pool_.reset();
+  pool_.reset();     // its access log writes are done after this
+  access_log_sink_.reset();
   if (root_fd_ >= 0) close(root_fd_);
   if (own_access_log_fd_) close(access_log_fd_);
 }
@@ -114,6 +117,11 @@ bool FileServer::Admit() {
 
 void FileServer::Release() {
   connections_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void FileServer::WorkerStopped() {
+  workers_stopped_.fetch_add(1, std::memory_order_acq_rel);
+  workers_.front()->RecheckShutdown();
 }
 
 std::string FileServer::StartupLine() const {

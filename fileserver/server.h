@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fileserver/access_log.h"
 #include "fileserver/server_options.h"
 #include "net/socket_address.h"
 #include "threadpool/thread_pool.h"
@@ -70,12 +71,20 @@ class FileServer final {
   const ServerOptions& options() const { return options_; }
   const std::string& root_path() const { return root_path_; }
   int root_fd() const { return root_fd_; }
-  int access_log_fd() const { return access_log_fd_; }
+  // Null when the access log is off.
+  AccessLogSink* access_log_sink() { return access_log_sink_.get(); }
   threadpool::ThreadPool& pool() { return *pool_; }
 
   // The connection limit: true if one more connection may be served.
   bool Admit();
   void Release();
+  // Shutdown bookkeeping (workers, any thread): every worker but the first
+  // reports its stop; the first stops once all others have.
+  void WorkerStopped();
+  bool OthersStopped() const {
+    return workers_stopped_.load(std::memory_order_acquire) + 1 >=
+           workers_.size();
+  }
   // Every worker's counters in Prometheus' text format (version 0.0.4).
   std::string MetricsText() const;
 
@@ -87,12 +96,14 @@ class FileServer final {
   int root_fd_ = -1;
   int access_log_fd_ = -1;
   bool own_access_log_fd_ = false;
+  std::unique_ptr<AccessLogSink> access_log_sink_;
   std::unique_ptr<threadpool::ThreadPool> pool_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   net::SocketAddress address_;
   std::atomic<size_t> connections_{0};
   std::atomic<int> shutdown_calls_{0};
+  std::atomic<size_t> workers_stopped_{0};
 };
 
 }  // namespace fileserver

@@ -43,9 +43,9 @@ absl::Status Worker::Init(const net::SocketAddress& address) {
   files_ = *std::move(files);
   cache_ = std::make_unique<OpenFileCache>(*service_, *files_, root_fd_,
                                            o.open_file_cache);
-  if (server_.access_log_fd() >= 0) {
+  if (server_.access_log_sink() != nullptr) {
     access_log_ = std::make_unique<AccessLog>(*service_, server_.pool(),
-                                              server_.access_log_fd());
+                                              *server_.access_log_sink());
   }
 
   net::ListenerOptions lo;
@@ -90,6 +90,12 @@ void Worker::OnAccept(
   }
   if (!server_.Admit()) {
     counters_.connections_rejected.Add();
+    if (rejecting_ >= kMaxRejecting) {
+      c->Abort();  // a flood: close without a word rather than pile up
+      return;
+    }
+    ++rejecting_;
+    c->set_rejected();
     c->Reject();
     return;
   }
@@ -103,6 +109,7 @@ void Worker::Remove(Connection* connection) {
   connections_.erase(it);
   open_connections_.store(connections_.size(), std::memory_order_relaxed);
   if (connection->admitted()) server_.Release();
+  if (connection->rejected()) --rejecting_;
   MaybeFinishShutdown();
 }
 
@@ -132,16 +139,31 @@ void Worker::StartShutdown() {
         std::vector<std::shared_ptr<Connection>> left;
         for (auto& [ptr, c] : connections_) left.push_back(c);
         for (auto& c : left) c->Abort();
+        if (stopping_) return;
+        stopping_ = true;
         service_->Stop();
+        if (index_ != 0) server_.WorkerStopped();
       });
   MaybeFinishShutdown();
 }
 
+// Worker 0 stops last: it alone handles SIGINT/SIGTERM, and a second
+// signal must still be read (to abort) while another worker finishes a
+// download.  The others report to it when they stop.
 void Worker::MaybeFinishShutdown() {
-  if (!shutting_down_ || !connections_.empty()) return;
+  if (!shutting_down_ || !connections_.empty() || stopping_) return;
+  if (index_ == 0 && !server_.OthersStopped()) return;
+  stopping_ = true;
   service_->Cancel(shutdown_timer_);
   if (access_log_ != nullptr) access_log_->Flush();
   service_->Stop();
+  if (index_ != 0) server_.WorkerStopped();
+}
+
+void Worker::RecheckShutdown() {
+  service_->Post([this] {
+    if (!torn_down_) MaybeFinishShutdown();
+  });
 }
 
 void Worker::Run() { service_->Run(); }

@@ -69,6 +69,9 @@ class Worker final {
   void Run();
   // Any thread.
   void BeginShutdown();
+  // Any thread: worker 0 checks again whether it may stop (another worker
+  // stopped).
+  void RecheckShutdown();
 
   // --- For connections (loop thread).
   const ServerOptions& options() const;
@@ -117,7 +120,12 @@ class Worker final {
   std::atomic<size_t> open_connections_{0};
   net::SocketAddress local_address_;
   bool shutting_down_ = false;
+  bool stopping_ = false;  // Stop() called for the shutdown
   bool torn_down_ = false;
+  // Connections answering 503 right now; beyond kMaxRejecting, excess
+  // connections are closed without a response.
+  static constexpr size_t kMaxRejecting = 64;
+  size_t rejecting_ = 0;
   io::TimerId shutdown_timer_;
   WorkerCounters counters_;
   struct CacheStatsCopy {

@@ -26,24 +26,6 @@
 namespace kqio_test {
 namespace {
 
-struct SocketPair {
-  SocketPair() {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
-      a.reset(sv[0]);
-      b.reset(sv[1]);
-      SetNonBlocking(sv[0]);
-      SetNonBlocking(sv[1]);
-    }
-  }
-  ScopedFd a, b;
-};
-
-void Send(int fd, size_t n) {
-  std::vector<char> buf(n, 'x');
-  ASSERT_EQ(write(fd, buf.data(), n), static_cast<ssize_t>(n));
-}
-
 // Waits, bounded, until the knote (ident, filter) reports `data` >= want;
 // returns the last event seen.  For EV_CLEAR knotes, which report every
 // arrival once.
@@ -263,16 +245,7 @@ TEST_F(KqueueSocketTest, WriteFilterIsEofWhenThePeerCloses) {
 }
 
 TEST_F(KqueueSocketTest, TcpCleanCloseIsEofWithoutError) {
-  ScopedFd client, server;
-  ASSERT_TRUE(TcpPair(&client, &server));
-  ASSERT_EQ(Apply(kq_, server.get(), EVFILT_READ, EV_ADD), 0);
-  EXPECT_TRUE(Poll(kq_).empty());
-  client.reset();
-  struct kevent ev;
-  ASSERT_TRUE(WaitFor(kq_, server.get(), EVFILT_READ, &ev));
-  EXPECT_TRUE(ev.flags & EV_EOF);
-  EXPECT_EQ(ev.fflags, 0u);
-  EXPECT_EQ(ev.data, 0);
+  ExpectTcpCleanCloseIsEofWithoutError(kq_, 0);
 }
 
 TEST_F(KqueueSocketTest, TcpResetIsEofWithEconnreset) {
@@ -295,17 +268,9 @@ TEST_F(KqueueSocketTest, TcpResetIsEofWithEconnreset) {
 }
 
 TEST_F(KqueueSocketTest, RefusedConnectIsEofWithEconnrefusedOnWrite) {
-  // A bound TCP socket that does not listen answers a SYN with a RST.
-  struct sockaddr_in addr;
-  ScopedFd closed_port(ListenLoopback(-1, &addr));
-  ASSERT_GE(closed_port.get(), 0);
-  ScopedFd sock(socket(AF_INET, SOCK_STREAM, 0));
+  ScopedFd closed_port;
+  ScopedFd sock(StartRefusedConnect(&closed_port));
   ASSERT_GE(sock.get(), 0);
-  SetNonBlocking(sock.get());
-  int r = connect(sock.get(), reinterpret_cast<struct sockaddr*>(&addr),
-                  sizeof(addr));
-  ASSERT_EQ(r, -1);
-  ASSERT_EQ(errno, EINPROGRESS);
   ASSERT_EQ(Apply(kq_, sock.get(), EVFILT_WRITE, EV_ADD), 0);
   struct kevent ev;
   ASSERT_TRUE(WaitFor(kq_, sock.get(), EVFILT_WRITE, &ev));

@@ -26,24 +26,6 @@ constexpr unsigned kNoData = KQIO_NOTE_NODATA;
 // would say `real`.
 int64_t NoData(int64_t real) { return kNoData != 0 ? 0 : real; }
 
-struct SocketPair {
-  SocketPair() {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
-      a.reset(sv[0]);
-      b.reset(sv[1]);
-      SetNonBlocking(sv[0]);
-      SetNonBlocking(sv[1]);
-    }
-  }
-  ScopedFd a, b;
-};
-
-void Send(int fd, size_t n) {
-  std::vector<char> buf(n, 'x');
-  ASSERT_EQ(write(fd, buf.data(), n), static_cast<ssize_t>(n));
-}
-
 // Waits (bounded) until both filters of `fd` have reported an event with
 // EV_EOF, and returns the first such event of each: {read, write}.
 bool WaitForBothEofs(int kq, int fd, struct kevent out[2]) {
@@ -150,16 +132,7 @@ TEST_F(KqueueNoDataTest, PeerCloseIsEofWithoutError) {
 }
 
 TEST_F(KqueueNoDataTest, TcpCleanCloseIsEofWithoutError) {
-  ScopedFd client, server;
-  ASSERT_TRUE(TcpPair(&client, &server));
-  ASSERT_EQ(Apply(kq_, server.get(), EVFILT_READ, EV_ADD, kNoData), 0);
-  EXPECT_TRUE(Poll(kq_).empty());
-  client.reset();
-  struct kevent ev;
-  ASSERT_TRUE(WaitFor(kq_, server.get(), EVFILT_READ, &ev));
-  EXPECT_TRUE(ev.flags & EV_EOF);
-  EXPECT_EQ(ev.fflags, 0u);
-  EXPECT_EQ(ev.data, 0);
+  ExpectTcpCleanCloseIsEofWithoutError(kq_, kNoData);
 }
 
 TEST_F(KqueueNoDataTest, TcpResetIsEofWithEconnresetOnEveryEvent) {
@@ -187,17 +160,9 @@ TEST_F(KqueueNoDataTest, TcpResetIsEofWithEconnresetOnEveryEvent) {
 }
 
 TEST_F(KqueueNoDataTest, RefusedConnectIsEofWithEconnrefusedOnWrite) {
-  // A bound TCP socket that does not listen answers a SYN with a RST.
-  struct sockaddr_in addr;
-  ScopedFd closed_port(ListenLoopback(-1, &addr));
-  ASSERT_GE(closed_port.get(), 0);
-  ScopedFd sock(socket(AF_INET, SOCK_STREAM, 0));
+  ScopedFd closed_port;
+  ScopedFd sock(StartRefusedConnect(&closed_port));
   ASSERT_GE(sock.get(), 0);
-  SetNonBlocking(sock.get());
-  ASSERT_EQ(connect(sock.get(), reinterpret_cast<struct sockaddr*>(&addr),
-                    sizeof(addr)),
-            -1);
-  ASSERT_EQ(errno, EINPROGRESS);
   ASSERT_EQ(Apply(kq_, sock.get(), EVFILT_WRITE, EV_ADD | EV_CLEAR, kNoData),
             0);
   struct kevent ev;

@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -19,19 +21,6 @@
 
 namespace kqio_test {
 namespace {
-
-struct SocketPair {
-  SocketPair() {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
-      a.reset(sv[0]);
-      b.reset(sv[1]);
-      SetNonBlocking(sv[0]);
-      SetNonBlocking(sv[1]);
-    }
-  }
-  ScopedFd a, b;
-};
 
 // Moves `from` onto the number `to` (closing what was there); the caller
 // then owns `to`.  The new file may already have been given that number.
@@ -49,24 +38,76 @@ class KqueueStaleTest : public KqueueTest {
   int old_tag_ = 0;  // udata of every registration on the old file
   int new_tag_ = 0;
 
+  // Registers each of `filters` on `fd` for the old file.
+  void RegisterOld(int fd, std::initializer_list<short> filters) {
+    for (short filter : filters) {
+      ASSERT_EQ(Apply(kq_, fd, filter, EV_ADD, 0, 0, &old_tag_), 0) << filter;
+    }
+  }
+
   void ExpectNoOldEvent(const std::vector<struct kevent>& evs) {
     for (const struct kevent& ev : evs) {
       EXPECT_NE(ev.udata, &old_tag_)
           << "stale event: ident " << ev.ident << " filter " << ev.filter;
     }
   }
+
+  // Polls: no event at all (so none of the old file either).
+  void ExpectNoEvent() {
+    const std::vector<struct kevent> evs = Poll(kq_);
+    ExpectNoOldEvent(evs);
+    EXPECT_TRUE(evs.empty());
+  }
 };
+
+// A new socket on the number of a closed one: its peer, kept open (so that
+// no EOF makes it readable), has written `data` to it.
+struct ReusedSocket {
+  ScopedFd fd;
+  ScopedFd peer;
+};
+ReusedSocket ReuseWithSocket(int fd, const std::string& data = "") {
+  SocketPair t;
+  if (!data.empty()) {
+    EXPECT_EQ(write(t.b.get(), data.data(), data.size()),
+              static_cast<ssize_t>(data.size()));
+  }
+  MoveOnto(&t.a, fd);
+  return {ScopedFd(fd), std::move(t.b)};
+}
+
+// A regular file holding "hello", read from its start; unlinked already.
+ScopedFd HelloFile() {
+  const std::string dir = MakeTempDir();
+  EXPECT_FALSE(dir.empty());
+  const std::string path = dir + "/f";
+  ScopedFd file(open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600));
+  EXPECT_GE(file.get(), 0);
+  EXPECT_EQ(unlink(path.c_str()), 0);
+  EXPECT_EQ(rmdir(dir.c_str()), 0);
+  EXPECT_EQ(write(file.get(), "hello", 5), 5);
+  EXPECT_EQ(lseek(file.get(), 0, SEEK_SET), 0);
+  return file;
+}
+
+// Closes the even pairs' `a` and puts a readable socket on each number.
+std::vector<ReusedSocket> ReuseEvenPairs(std::vector<SocketPair>& pairs) {
+  std::vector<ReusedSocket> reused;
+  for (size_t i = 0; i < pairs.size(); i += 2) {
+    const int fd = pairs[i].a.get();
+    pairs[i].a.reset();
+    reused.push_back(ReuseWithSocket(fd, "w"));
+  }
+  return reused;
+}
 
 TEST_F(KqueueStaleTest, ClosedWithPendingReadinessIsNotReported) {
   SocketPair s;
   const int fd = s.a.get();
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &old_tag_), 0);
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_READ, EVFILT_WRITE});
   ASSERT_EQ(write(s.b.get(), "x", 1), 1);
   s.a.reset();
-  auto evs = Poll(kq_);
-  ExpectNoOldEvent(evs);
-  EXPECT_TRUE(evs.empty());
+  ExpectNoEvent();
   EXPECT_EQ(Apply(kq_, fd, EVFILT_READ, EV_DELETE), EBADF);
   EXPECT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_DELETE), EBADF);
 }
@@ -74,16 +115,10 @@ TEST_F(KqueueStaleTest, ClosedWithPendingReadinessIsNotReported) {
 TEST_F(KqueueStaleTest, ReusedNumberWithoutRegistrationIsSilent) {
   SocketPair s;
   const int fd = s.a.get();
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &old_tag_), 0);
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_READ, EVFILT_WRITE});
   s.a.reset();
-  SocketPair t;  // readable and writable
-  ASSERT_EQ(write(t.b.get(), "y", 1), 1);
-  MoveOnto(&t.a, fd);
-  ScopedFd reused(fd);
-  auto evs = Poll(kq_);
-  ExpectNoOldEvent(evs);
-  EXPECT_TRUE(evs.empty());
+  ReusedSocket reused = ReuseWithSocket(fd, "y");  // readable and writable
+  ExpectNoEvent();
   EXPECT_EQ(Apply(kq_, fd, EVFILT_READ, EV_DELETE), ENOENT);
   EXPECT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_DELETE), ENOENT);
 }
@@ -91,13 +126,11 @@ TEST_F(KqueueStaleTest, ReusedNumberWithoutRegistrationIsSilent) {
 TEST_F(KqueueStaleTest, ReusedNumberRegisteredWithTheOtherFilter) {
   SocketPair s;
   const int fd = s.a.get();
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_READ});
   ASSERT_EQ(write(s.b.get(), "x", 1), 1);
   s.a.reset();
-  SocketPair t;
-  ASSERT_EQ(write(t.b.get(), "yy", 2), 2);  // the new socket is readable too
-  MoveOnto(&t.a, fd);
-  ScopedFd reused(fd);
+  // The new socket is readable too.
+  ReusedSocket reused = ReuseWithSocket(fd, "yy");
   ASSERT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_ADD, 0, 0, &new_tag_), 0);
   auto evs = Poll(kq_);
   ExpectNoOldEvent(evs);
@@ -112,12 +145,9 @@ TEST_F(KqueueStaleTest, ReusedNumberRegisteredWithTheSameFilter) {
   SocketPair s;
   const int fd = s.a.get();
   ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD | EV_CLEAR, 0, 0, &old_tag_), 0);
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_WRITE});
   s.a.reset();
-  SocketPair t;
-  ASSERT_EQ(write(t.b.get(), "yyy", 3), 3);
-  MoveOnto(&t.a, fd);
-  ScopedFd reused(fd);
+  ReusedSocket reused = ReuseWithSocket(fd, "yyy");
   ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &new_tag_), 0);
   auto evs = Poll(kq_);
   ExpectNoOldEvent(evs);
@@ -134,37 +164,24 @@ TEST_F(KqueueStaleTest, EventLeftFromAnEarlierCallIsDroppedAfterReuse) {
   // with room for one event, the other stays queued inside the kqueue.
   SocketPair s;
   const int fd = s.a.get();
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &old_tag_), 0);
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_READ, EVFILT_WRITE});
   ASSERT_EQ(write(s.b.get(), "x", 1), 1);
   auto evs = Poll(kq_, 1);
   ASSERT_EQ(evs.size(), 1u);
   EXPECT_EQ(evs[0].udata, &old_tag_);
   s.a.reset();
-  SocketPair t;
-  ASSERT_EQ(write(t.b.get(), "yy", 2), 2);
-  MoveOnto(&t.a, fd);
-  ScopedFd reused(fd);
-  evs = Poll(kq_);
-  ExpectNoOldEvent(evs);
-  EXPECT_TRUE(evs.empty());
+  ReusedSocket reused = ReuseWithSocket(fd, "yy");
+  ExpectNoEvent();
   EXPECT_EQ(Apply(kq_, fd, EVFILT_READ, EV_DELETE), ENOENT);
 }
 
 TEST_F(KqueueStaleTest, ReusedNumberNamingARegularFile) {
   SocketPair s;
   const int fd = s.a.get();
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_READ});
   s.a.reset();
-  const std::string dir = MakeTempDir();
-  ASSERT_FALSE(dir.empty());
-  const std::string path = dir + "/f";
-  ScopedFd file(open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600));
+  ScopedFd file = HelloFile();
   ASSERT_GE(file.get(), 0);
-  ASSERT_EQ(unlink(path.c_str()), 0);
-  ASSERT_EQ(rmdir(dir.c_str()), 0);
-  ASSERT_EQ(write(file.get(), "hello", 5), 5);
-  ASSERT_EQ(lseek(file.get(), 0, SEEK_SET), 0);
   MoveOnto(&file, fd);
   ScopedFd reused(fd);
   // Another filter first, then the same one: both are new registrations.
@@ -183,26 +200,14 @@ TEST_F(KqueueStaleTest, ReusedNumberNamingARegularFile) {
 }
 
 TEST_F(KqueueStaleTest, ReusedNumberOfARegularFileNamingASocket) {
-  const std::string dir = MakeTempDir();
-  ASSERT_FALSE(dir.empty());
-  const std::string path = dir + "/f";
-  ScopedFd file(open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600));
+  ScopedFd file = HelloFile();
   ASSERT_GE(file.get(), 0);
-  ASSERT_EQ(unlink(path.c_str()), 0);
-  ASSERT_EQ(rmdir(dir.c_str()), 0);
-  ASSERT_EQ(write(file.get(), "hello", 5), 5);
-  ASSERT_EQ(lseek(file.get(), 0, SEEK_SET), 0);
   const int fd = file.get();
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &old_tag_), 0);
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_READ, EVFILT_WRITE});
   ASSERT_EQ(Poll(kq_).size(), 2u);
   file.reset();
-  SocketPair t;  // writable, not readable
-  MoveOnto(&t.a, fd);
-  ScopedFd reused(fd);
-  auto evs = Poll(kq_);
-  ExpectNoOldEvent(evs);
-  EXPECT_TRUE(evs.empty());
+  ReusedSocket reused = ReuseWithSocket(fd);  // writable, not readable
+  ExpectNoEvent();
   ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &new_tag_), 0);
   EXPECT_TRUE(Poll(kq_).empty()) << "the socket has nothing to read";
   EXPECT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_DELETE), ENOENT);
@@ -211,14 +216,11 @@ TEST_F(KqueueStaleTest, ReusedNumberOfARegularFileNamingASocket) {
 TEST_F(KqueueStaleTest, DeleteAfterCloseIsEbadfAndAfterReuseEnoent) {
   SocketPair s;
   const int fd = s.a.get();
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ADD, 0, 0, &old_tag_), 0);
-  ASSERT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_ADD, 0, 0, &old_tag_), 0);
+  RegisterOld(fd, {EVFILT_READ, EVFILT_WRITE});
   s.a.reset();
   EXPECT_EQ(Apply(kq_, fd, EVFILT_READ, EV_DELETE), EBADF);
   EXPECT_EQ(Apply(kq_, fd, EVFILT_READ, EV_ENABLE), EBADF);
-  SocketPair t;
-  MoveOnto(&t.a, fd);
-  ScopedFd reused(fd);
+  ReusedSocket reused = ReuseWithSocket(fd);
   EXPECT_EQ(Apply(kq_, fd, EVFILT_WRITE, EV_DELETE), ENOENT);
   EXPECT_EQ(Apply(kq_, fd, EVFILT_READ, EV_DISABLE), ENOENT);
   EXPECT_TRUE(Poll(kq_).empty());
@@ -239,15 +241,7 @@ TEST_F(KqueueStaleTest, ClosedDuringABatchOfManyDescriptors) {
     ASSERT_EQ(write(pairs[i].b.get(), "z", 1), 1);
   }
   ASSERT_EQ(Poll(kq_, 3).size(), 3u);
-  std::vector<ScopedFd> reused;
-  for (int i = 0; i < kPairs; i += 2) {
-    const int fd = pairs[i].a.get();
-    pairs[i].a.reset();
-    SocketPair t;
-    ASSERT_EQ(write(t.b.get(), "w", 1), 1);
-    MoveOnto(&t.a, fd);
-    reused.emplace_back(fd);
-  }
+  const std::vector<ReusedSocket> reused = ReuseEvenPairs(pairs);
   for (int round = 0; round < 8; ++round) {
     for (const struct kevent& ev : Poll(kq_, 5)) {
       const int i = static_cast<int>(static_cast<int*>(ev.udata) - &tags[0]);
@@ -281,15 +275,7 @@ TEST_F(KqueueStaleTest, ReadKnotesLeftFromAnEarlierCallAfterReuse) {
   for (int i = 0; i < kUser; ++i) {
     ASSERT_EQ(CountOf(first, 100 + i, EVFILT_USER), 1) << "returned first";
   }
-  std::vector<ScopedFd> reused;
-  for (int i = 0; i < kPairs; i += 2) {
-    const int fd = pairs[i].a.get();
-    pairs[i].a.reset();
-    SocketPair t;
-    ASSERT_EQ(write(t.b.get(), "w", 1), 1);
-    MoveOnto(&t.a, fd);
-    reused.emplace_back(fd);
-  }
+  const std::vector<ReusedSocket> reused = ReuseEvenPairs(pairs);
   std::vector<int> seen(kPairs);
   for (int round = 0; round < 8; ++round) {
     for (const struct kevent& ev : Poll(kq_, 5)) {

@@ -235,6 +235,27 @@ inline void SetNonBlocking(int fd) {
   ASSERT_EQ(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
 
+// Writes `n` bytes ('x') to `fd` in one call, which must take them all.
+inline void Send(int fd, size_t n) {
+  std::vector<char> buf(n, 'x');
+  ASSERT_EQ(write(fd, buf.data(), n), static_cast<ssize_t>(n));
+}
+
+// A connected non-blocking AF_UNIX stream pair, closed at the end of the
+// test.
+struct SocketPair {
+  SocketPair() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
+      a.reset(sv[0]);
+      b.reset(sv[1]);
+      SetNonBlocking(sv[0]);
+      SetNonBlocking(sv[1]);
+    }
+  }
+  ScopedFd a, b;
+};
+
 // A non-blocking pipe, closed at the end of the test.
 struct Pipe {
   Pipe() {
@@ -249,10 +270,7 @@ struct Pipe {
   int r() const { return read_end.get(); }
   int w() const { return write_end.get(); }
   // Writes `n` bytes.
-  void Put(size_t n) {
-    std::vector<char> buf(n, 'x');
-    ASSERT_EQ(write(w(), buf.data(), n), static_cast<ssize_t>(n));
-  }
+  void Put(size_t n) { Send(w(), n); }
   ScopedFd read_end;
   ScopedFd write_end;
 };
@@ -333,6 +351,48 @@ inline bool TcpPair(ScopedFd* client, ScopedFd* server) {
   if (server->get() < 0) return false;
   fcntl(server->get(), F_SETFL, fcntl(server->get(), F_GETFL) | O_NONBLOCK);
   return true;
+}
+
+// A non-blocking TCP socket whose connect() is in progress (EINPROGRESS) to
+// a port that is bound but does not listen, so the SYN is answered with a
+// RST.  `closed_port` holds the port.  -1 (and a failure) if that went
+// otherwise.
+inline int StartRefusedConnect(ScopedFd* closed_port) {
+  struct sockaddr_in addr;
+  closed_port->reset(ListenLoopback(-1, &addr));
+  if (closed_port->get() < 0) {
+    ADD_FAILURE() << "bind: " << strerror(errno);
+    return -1;
+  }
+  ScopedFd sock(socket(AF_INET, SOCK_STREAM, 0));
+  if (sock.get() < 0 || fcntl(sock.get(), F_SETFL, O_NONBLOCK) != 0) {
+    ADD_FAILURE() << "socket: " << strerror(errno);
+    return -1;
+  }
+  const int r = connect(sock.get(), reinterpret_cast<struct sockaddr*>(&addr),
+                        sizeof(addr));
+  if (r != -1 || errno != EINPROGRESS) {
+    ADD_FAILURE() << "connect: " << r << " " << strerror(errno);
+    return -1;
+  }
+  return sock.release();
+}
+
+// The body of the TcpCleanCloseIsEofWithoutError tests: EVFILT_READ,
+// registered with `fflags`, on the accepted end of a TCP connection whose
+// client then closes, reports nothing before and EV_EOF with no error and
+// data 0 after.
+inline void ExpectTcpCleanCloseIsEofWithoutError(int kq, unsigned int fflags) {
+  ScopedFd client, server;
+  ASSERT_TRUE(TcpPair(&client, &server));
+  ASSERT_EQ(Apply(kq, server.get(), EVFILT_READ, EV_ADD, fflags), 0);
+  EXPECT_TRUE(Poll(kq).empty());
+  client.reset();
+  struct kevent ev;
+  ASSERT_TRUE(WaitFor(kq, server.get(), EVFILT_READ, &ev));
+  EXPECT_TRUE(ev.flags & EV_EOF);
+  EXPECT_EQ(ev.fflags, 0u);
+  EXPECT_EQ(ev.data, 0);
 }
 
 // Runs `child` in a forked process and returns its exit status (or -1 if it

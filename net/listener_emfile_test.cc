@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <memory>
@@ -22,7 +21,10 @@ namespace kqio {
 namespace net {
 namespace {
 
+using testing::Connections;
+using testing::ListenAndCollect;
 using testing::NewService;
+using testing::RawClientSocket;
 using testing::RunFor;
 using testing::RunUntil;
 
@@ -65,39 +67,38 @@ class FullDescriptorTable final {
   std::vector<int> fillers_;
 };
 
-int NewClientSocket() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return fd;
-}
-
 void ConnectTo(int fd, const SocketAddress& to) {
   ASSERT_EQ(connect(fd, to.data(), to.size()), 0) << errno;
 }
 
-TEST(ListenerEmfileTest, BacksOffShedsWithTheSpareAndResumes) {
-  auto service = NewService();
+// A loopback listener accepting into `conns`, backing off for 50 ms at a
+// time, with a spare descriptor or without.
+std::unique_ptr<StreamListener> ListenWithBackoff(io::IoService& service,
+                                                  Connections& conns,
+                                                  bool reserve_descriptor) {
   ListenerOptions options;
   options.backoff = absl::Milliseconds(50);
-  options.reserve_descriptor = true;
-  auto l = StreamListener::Listen(*service, SocketAddress::Ipv4Loopback(0), options);
-  ASSERT_TRUE(l.ok());
-  const SocketAddress addr = (*l)->local_addresses()[0];
-  std::vector<std::unique_ptr<StreamSocket>> conns;
-  ASSERT_TRUE((*l)->StartAccepting([&](auto c) {
-                  if (c.ok()) conns.push_back(*std::move(c));
-                }).ok());
+  options.reserve_descriptor = reserve_descriptor;
+  return ListenAndCollect(service, conns, options);
+}
+
+TEST(ListenerEmfileTest, BacksOffShedsWithTheSpareAndResumes) {
+  auto service = NewService();
+  Connections conns;
+  std::unique_ptr<StreamListener> l =
+      ListenWithBackoff(*service, conns, /*reserve_descriptor=*/true);
+  ASSERT_NE(l, nullptr);
+  const SocketAddress addr = l->local_addresses()[0];
   // Client sockets need descriptors too: make them before the table fills.
-  const int shed_client = NewClientSocket();
-  const int later_client = NewClientSocket();
+  const int shed_client = RawClientSocket();
+  const int later_client = RawClientSocket();
   RunFor(*service, absl::Milliseconds(5));  // see FullDescriptorTable
   {
     FullDescriptorTable full;
     ConnectTo(shed_client, addr);  // the handshake needs no descriptor
     const uint64_t iterations_before = service->metrics().loop_iterations;
     RunFor(*service, absl::Milliseconds(300));
-    const ListenerStats& stats = (*l)->stats();
+    const ListenerStats& stats = l->stats();
     EXPECT_GE(stats.descriptor_exhaustion, 1u);
     EXPECT_EQ(stats.shed, 1u);  // the one pending connection, told at once
     EXPECT_GE(stats.backoffs, 1u);
@@ -111,34 +112,29 @@ TEST(ListenerEmfileTest, BacksOffShedsWithTheSpareAndResumes) {
   EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << n << " " << errno;
   ConnectTo(later_client, addr);
   ASSERT_TRUE(RunUntil(*service, [&] { return conns.size() == 1; }));
-  EXPECT_TRUE((*l)->is_open());
+  EXPECT_TRUE(l->is_open());
   close(shed_client);
   close(later_client);
 }
 
 TEST(ListenerEmfileTest, WithoutASpareTheConnectionWaitsAndIsAcceptedLater) {
   auto service = NewService();
-  ListenerOptions options;
-  options.backoff = absl::Milliseconds(50);
-  options.reserve_descriptor = false;
-  auto l = StreamListener::Listen(*service, SocketAddress::Ipv4Loopback(0), options);
-  ASSERT_TRUE(l.ok());
-  const SocketAddress addr = (*l)->local_addresses()[0];
-  std::vector<std::unique_ptr<StreamSocket>> conns;
-  ASSERT_TRUE((*l)->StartAccepting([&](auto c) {
-                  if (c.ok()) conns.push_back(*std::move(c));
-                }).ok());
-  const int client = NewClientSocket();
+  Connections conns;
+  std::unique_ptr<StreamListener> l =
+      ListenWithBackoff(*service, conns, /*reserve_descriptor=*/false);
+  ASSERT_NE(l, nullptr);
+  const SocketAddress addr = l->local_addresses()[0];
+  const int client = RawClientSocket();
   uint64_t exhaustion = 0;
   RunFor(*service, absl::Milliseconds(5));  // see FullDescriptorTable
   {
     FullDescriptorTable full;
     ConnectTo(client, addr);
     RunFor(*service, absl::Milliseconds(200));
-    exhaustion = (*l)->stats().descriptor_exhaustion;
+    exhaustion = l->stats().descriptor_exhaustion;
     EXPECT_GE(exhaustion, 1u);
     EXPECT_LE(exhaustion, 200 / 50 + 2u);
-    EXPECT_EQ((*l)->stats().shed, 0u);
+    EXPECT_EQ(l->stats().shed, 0u);
     EXPECT_TRUE(conns.empty());
   }
   // The same connection, still in the backlog, is accepted after the pause.

@@ -24,34 +24,13 @@ namespace kqio {
 namespace net {
 namespace {
 
+using testing::IoResult;
 using testing::NewService;
+using testing::RawClient;
+using testing::Record;
+using testing::RecordConnect;
 using testing::RunFor;
 using testing::RunUntil;
-
-struct Result {
-  bool done = false;
-  absl::Status status;
-  size_t bytes = 0;
-  int calls = 0;
-};
-
-IoCallback Record(Result& r) {
-  return [&r](absl::Status s, size_t n) {
-    r.done = true;
-    r.status = std::move(s);
-    r.bytes = n;
-    ++r.calls;
-  };
-}
-
-// A blocking client with a receive timeout, so that a test cannot hang.
-int RawClient(const SocketAddress& to) {
-  const int fd = socket(to.family(), SOCK_STREAM, 0);
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  EXPECT_EQ(connect(fd, to.data(), to.size()), 0) << errno;
-  return fd;
-}
 
 TEST(StreamCloseTest, ClosingAListenerCancelsItsAcceptOnce) {
   auto service = NewService();
@@ -86,7 +65,7 @@ TEST(StreamCloseTest, ClosingCancelsPendingReadsAndWritesInOrder) {
   auto sp = testing::TcpStreamAndPeer(*service, options);
   char buf[16];
   const std::string big(32 << 20, 'w');
-  Result r1, r2, w1, w2;
+  IoResult r1, r2, w1, w2;
   std::vector<int> order;
   sp.stream->Read(absl::MakeSpan(buf), [&](absl::Status s, size_t n) {
     Record(r1)(s, n);
@@ -111,7 +90,7 @@ TEST(StreamCloseTest, ClosingCancelsPendingReadsAndWritesInOrder) {
   EXPECT_FALSE(r1.done);  // never inside Close()
   EXPECT_FALSE(sp.stream->is_open());
   ASSERT_TRUE(RunUntil(*service, [&] { return order.size() == 4; }));
-  for (Result* r : {&r1, &r2, &w1, &w2}) {
+  for (IoResult* r : {&r1, &r2, &w1, &w2}) {
     EXPECT_TRUE(absl::IsCancelled(r->status)) << r->status;
     EXPECT_EQ(r->calls, 1);
   }
@@ -141,8 +120,8 @@ TEST(StreamCloseTest, ClosingCancelsAPendingConnectAndItsTimer) {
     fillers.push_back(fd);
   }
   auto c = StreamSocket::Create(*service);
-  Result connect;
-  c->Connect(a, absl::Seconds(30), [&](absl::Status s) { Record(connect)(s, 0); });
+  IoResult connect;
+  c->Connect(a, absl::Seconds(30), RecordConnect(connect));
   RunFor(*service, absl::Milliseconds(20));
   if (connect.done) {
     GTEST_SKIP() << "the kernel completed the connect: " << connect.status;
@@ -161,7 +140,7 @@ TEST(StreamCloseTest, DestroyingTheSocketFromItsReadCallbackCancelsItsWrite) {
   auto service = NewService();
   auto sp = testing::TcpStreamAndPeer(*service);
   const std::string big(32 << 20, 'x');
-  Result w, r;
+  IoResult w, r;
   char buf[4];
   sp.stream->WriteAll(big, Record(w));
   sp.stream->Read(absl::MakeSpan(buf), [&](absl::Status s, size_t n) {
@@ -184,7 +163,7 @@ TEST(StreamCloseTest, QueuedCompletionsSurviveTheSocket) {
   ASSERT_TRUE(testing::WriteFully(sp.peer, "ready"));
   RunFor(*service, absl::Milliseconds(5));
   char buf[8];
-  Result r;
+  IoResult r;
   sp.stream->Read(absl::MakeSpan(buf), Record(r));  // completes at once...
   sp.stream.reset();  // ...and its closure outlives the socket
   ASSERT_TRUE(RunUntil(*service, [&] { return r.done; }));
@@ -245,7 +224,7 @@ TEST(StreamCloseTest, EventOfASocketClosedEarlierInTheSameBatchIsDropped) {
   std::unique_ptr<StreamSocket> stream_b = *std::move(b);
   const int b_fd = stream_b->native_handle();
   char bbuf[8];
-  Result rb;
+  IoResult rb;
   stream_b->Read(absl::MakeSpan(bbuf), Record(rb));  // nothing yet: pending
   int pipe_fds[2];
   ASSERT_EQ(pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC), 0);
@@ -255,7 +234,7 @@ TEST(StreamCloseTest, EventOfASocketClosedEarlierInTheSameBatchIsDropped) {
   std::unique_ptr<StreamSocket> stream_c;
   int peer_c = -1;
   char cbuf[8];
-  Result rc;
+  IoResult rc;
   auto watch = service->Watch(
       pipe_fds[0], EVFILT_READ, EV_CLEAR, 0, [&](const struct kevent&) {
         stream_b.reset();

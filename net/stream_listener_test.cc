@@ -29,25 +29,12 @@ namespace kqio {
 namespace net {
 namespace {
 
+using testing::Collect;
+using testing::Connections;
 using testing::NewService;
+using testing::RawClient;
 using testing::RunFor;
 using testing::RunUntil;
-
-using Connections = std::vector<std::unique_ptr<StreamSocket>>;
-
-StreamListener::AcceptHandler Collect(Connections& out) {
-  return [&out](absl::StatusOr<std::unique_ptr<StreamSocket>> c) {
-    if (c.ok()) out.push_back(*std::move(c));
-  };
-}
-
-int RawClient(const SocketAddress& to) {
-  const int fd = socket(to.family(), SOCK_STREAM, 0);
-  struct timeval tv = {5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  EXPECT_EQ(connect(fd, to.data(), to.size()), 0) << errno;
-  return fd;
-}
 
 // Seed 000: asio registers the socket for READ|WRITE before bind/listen,
 // then again after.  A listener must only ever be registered after listen():
@@ -254,14 +241,10 @@ TEST(StreamListenerTest, UnixDomainListenerAndStream) {
 
   // Connecting to a path nobody listens on fails with its errno.
   auto nobody = StreamSocket::Create(*service);
-  absl::Status status;
-  bool done = false;
-  nobody->Connect(*addr, absl::Seconds(5), [&](absl::Status s) {
-    status = s;
-    done = true;
-  });
-  ASSERT_TRUE(RunUntil(*service, [&] { return done; }));
-  EXPECT_EQ(io::StatusErrno(status), ENOENT) << status;
+  testing::IoResult connect;
+  nobody->Connect(*addr, absl::Seconds(5), testing::RecordConnect(connect));
+  ASSERT_TRUE(RunUntil(*service, [&] { return connect.done; }));
+  EXPECT_EQ(io::StatusErrno(connect.status), ENOENT) << connect.status;
 }
 
 TEST(StreamListenerTest, BindErrorsNameTheAddressAndLeaveNothingOpen) {

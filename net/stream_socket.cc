@@ -37,7 +37,9 @@ class StreamSocket::ConnectOp final : public SocketOp {
 
 StreamSocket::StreamSocket(io::IoService& service, StreamOptions options)
     : SocketCore(service),
-      max_write_queue_bytes_(options.max_write_queue_bytes) {}
+      max_write_queue_bytes_(options.max_write_queue_bytes) {
+  short_read_drains_ = true;  // until EV_EOF; see SocketCore::RunQueue
+}
 
 std::unique_ptr<StreamSocket> StreamSocket::Create(io::IoService& service,
                                                    StreamOptions options) {
@@ -329,6 +331,7 @@ bool StreamSocket::GatherWrite() {
 void StreamSocket::OnEvent(const struct kevent& ev) {
   if (ev.filter == EVFILT_READ) {
     readable_ = true;
+    if (ev.flags & EV_EOF) short_read_drains_ = false;
     RunReads();
   } else if (ev.filter == EVFILT_WRITE) {
     writable_ = true;

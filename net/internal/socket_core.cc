@@ -125,6 +125,7 @@ void SocketCore::RunQueue(OpQueue& q, bool& ready) {
   while (ready && fd_ >= 0 && !q.empty()) {
     switch (q.front()->Perform(fd_)) {
       case SocketOp::Progress::kDone:
+        if (q.front()->drained() && short_read_drains_) ready = false;
         Complete(q.PopFront());
         break;
       case SocketOp::Progress::kWouldBlock:

@@ -17,11 +17,12 @@ namespace internal {
 
 SocketOp::Progress ReadOp::Perform(int fd) {
   for (;;) {
-    const ssize_t n =
-        read(fd, buffer_.data() + bytes_, buffer_.size() - bytes_);
+    const size_t want = buffer_.size() - bytes_;
+    const ssize_t n = read(fd, buffer_.data() + bytes_, want);
     if (n > 0) {
       bytes_ += static_cast<size_t>(n);
       if (!exactly_ || bytes_ == buffer_.size()) {
+        drained_ = static_cast<size_t>(n) < want;
         status_ = absl::OkStatus();
         return Progress::kDone;
       }

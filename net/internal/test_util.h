@@ -9,18 +9,24 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "io/io_service.h"
+#include "net/callbacks.h"
 #include "net/socket_address.h"
+#include "net/stream_listener.h"
 #include "net/stream_socket.h"
 
 namespace kqio {
@@ -50,6 +56,86 @@ inline void RunFor(io::IoService& service, absl::Duration d) {
   while (!over) service.RunOnce();
 }
 
+// What an IoCallback reported, and how many times it was called.
+struct IoResult {
+  bool done = false;
+  absl::Status status;
+  size_t bytes = 0;
+  int calls = 0;
+};
+
+// A callback that records into `r`, which must outlive it.
+inline IoCallback Record(IoResult& r) {
+  return [&r](absl::Status s, size_t n) {
+    r.done = true;
+    r.status = std::move(s);
+    r.bytes = n;
+    ++r.calls;
+  };
+}
+
+// A ConnectCallback that records into `r` (bytes stays 0), which must
+// outlive it.
+inline ConnectCallback RecordConnect(IoResult& r) {
+  return [&r](absl::Status s) { Record(r)(std::move(s), 0); };
+}
+
+// An unconnected blocking TCP socket with a 5 s receive timeout, so that a
+// test cannot hang on a read.
+inline int RawClientSocket(int family = AF_INET) {
+  const int fd = socket(family, SOCK_STREAM, 0);
+  struct timeval tv = {5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+// RawClientSocket() connected (blocking) to `to`.
+inline int RawClient(const SocketAddress& to) {
+  const int fd = RawClientSocket(to.family());
+  EXPECT_EQ(connect(fd, to.data(), to.size()), 0) << errno;
+  return fd;
+}
+
+using Connections = std::vector<std::unique_ptr<StreamSocket>>;
+
+// An accept handler that keeps every accepted connection in `out`.
+inline StreamListener::AcceptHandler Collect(Connections& out) {
+  return [&out](absl::StatusOr<std::unique_ptr<StreamSocket>> c) {
+    if (c.ok()) out.push_back(*std::move(c));
+  };
+}
+
+// A listener on 127.0.0.1 (an ephemeral port) accepting into `out`; null,
+// and a failure, if it could not start.
+inline std::unique_ptr<StreamListener> ListenAndCollect(
+    io::IoService& service, Connections& out,
+    ListenerOptions options = ListenerOptions()) {
+  absl::StatusOr<std::unique_ptr<StreamListener>> l =
+      StreamListener::Listen(service, SocketAddress::Ipv4Loopback(0), options);
+  if (!l.ok()) {
+    ADD_FAILURE() << l.status();
+    return nullptr;
+  }
+  const absl::Status started = (*l)->StartAccepting(Collect(out));
+  EXPECT_TRUE(started.ok()) << started;
+  return *std::move(l);
+}
+
+// A blocking TCP socket bound to 127.0.0.1 on an ephemeral port, and
+// listening with `backlog` unless that is negative; `*bound` is its address.
+inline int BoundLoopbackSocket(SocketAddress* bound, int backlog = -1) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  *bound = SocketAddress::Ipv4Loopback(0);
+  EXPECT_EQ(bind(fd, bound->data(), bound->size()), 0) << errno;
+  if (backlog >= 0) {
+    EXPECT_EQ(listen(fd, backlog), 0) << errno;
+  }
+  socklen_t len = SocketAddress::capacity();
+  EXPECT_EQ(getsockname(fd, bound->mutable_data(), &len), 0) << errno;
+  bound->set_size(len);
+  return fd;
+}
+
 // A connected loopback TCP pair made with blocking calls: `a` and `b` are
 // plain descriptors (blocking).
 struct RawPair {
@@ -58,14 +144,8 @@ struct RawPair {
 };
 inline RawPair RawTcpPair() {
   RawPair p;
-  const int l = socket(AF_INET, SOCK_STREAM, 0);
-  SocketAddress any = SocketAddress::Ipv4Loopback(0);
-  EXPECT_EQ(bind(l, any.data(), any.size()), 0);
-  EXPECT_EQ(listen(l, 4), 0);
   SocketAddress bound;
-  socklen_t len = SocketAddress::capacity();
-  EXPECT_EQ(getsockname(l, bound.mutable_data(), &len), 0);
-  bound.set_size(len);
+  const int l = BoundLoopbackSocket(&bound, 4);
   p.a = socket(AF_INET, SOCK_STREAM, 0);
   EXPECT_EQ(connect(p.a, bound.data(), bound.size()), 0);
   p.b = accept(l, nullptr, nullptr);
