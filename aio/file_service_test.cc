@@ -311,6 +311,7 @@ TEST_P(EngineTest, KernelBadDescriptorAndClosedFiles) {
 }
 
 TEST_P(EngineTest, ReadFile) {
+  const int fds_before = testing::OpenFdCount();
   std::string content;
   for (int i = 0; i < 100000; ++i)
     content.push_back(static_cast<char>('a' + i % 26));
@@ -331,6 +332,30 @@ TEST_P(EngineTest, ReadFile) {
   auto proc = ReadFile("/proc/self/status");
   ASSERT_TRUE(proc.ok()) << proc.status();
   EXPECT_TRUE(absl::StrContains(proc->data(), "Name:"));
+
+  // Each ReadFile is one file_read_whole operation, besides its steps.
+  const std::string missing = TempPath("missing");
+  EXPECT_EQ(io::StatusErrno(ReadFile(missing).status()), ENOENT);
+  const io::OpMetrics whole =
+      service_->metrics().op(io::OpClass::kFileReadWhole);
+  EXPECT_EQ(whole.started, 4u);
+  EXPECT_EQ(whole.completed, 3u);
+  EXPECT_EQ(whole.failed, 1u);
+  EXPECT_EQ(whole.cancelled, 0u);
+  EXPECT_EQ(whole.latency.count, 4u);
+  // The steps: four opens (one failed), three fstats, and the reads (at
+  // least one per file; the empty file needs none).  The descriptors are
+  // closed after the answers, asynchronously.
+  EXPECT_TRUE(RunUntil([&] { return testing::OpenFdCount() == fds_before; }));
+  const io::Metrics sm = service_->metrics();
+  EXPECT_EQ(sm.op(io::OpClass::kFileOpen).completed, 3u);
+  EXPECT_EQ(sm.op(io::OpClass::kFileOpen).failed, 1u);
+  EXPECT_EQ(sm.op(io::OpClass::kFileStat).completed, 3u);
+  EXPECT_GE(sm.op(io::OpClass::kFileRead).completed, 2u);
+  EXPECT_EQ(sm.op(io::OpClass::kFileReadWhole).started, 4u)
+      << "the steps are not counted as whole reads";
+  EXPECT_STREQ(io::OpClassName(io::OpClass::kFileReadWhole),
+               "file_read_whole");
   unlink(path.c_str());
   unlink(empty.c_str());
 }

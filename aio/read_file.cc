@@ -1,6 +1,9 @@
 // FileService::ReadFile: open + fstat + read (until the size fstat gave, or
 // end of file) + close, as one operation built on the public ones, so that
 // every step goes through the engines, the ladder and the fast path.
+// The steps count in their own io::OpClass (file_open, file_stat, ...); the
+// whole counts once more as io::OpClass::kFileReadWhole, started here and
+// done with the caller's answer.
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,6 +17,8 @@
 #include "aio/file_service.h"
 #include "aio/internal/op.h"
 #include "io/errno_status.h"
+#include "io/io_service.h"
+#include "io/service_metrics.h"
 
 namespace kqio {
 namespace aio {
@@ -27,6 +32,11 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
   static constexpr size_t kFirstChunk = 64 * 1024;
 
   std::shared_ptr<FileService*> service;
+  // For the kFileReadWhole count.  Outlives the job's last step: every
+  // step's callback runs on this service's loop, or in the FileService's
+  // destructor, which runs before the IoService's.
+  io::IoService* io = nullptr;
+  io::MonoTime start;
   std::string path;
   OpOptions opts;
   FileService::IoCallback cb;
@@ -119,6 +129,7 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
   void Done(absl::StatusOr<IoResult> result) {
     File closing = std::move(file);
     auto callback = std::move(cb);
+    io->RecordOpDone(io::OpClass::kFileReadWhole, start, result.status());
     callback(std::move(result));
   }
 };
@@ -128,6 +139,9 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
 void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
   auto job = std::make_shared<internal::ReadFileJob>();
   job->service = token_;
+  job->io = &service_;
+  job->start = io::MonoClock::now();
+  service_.RecordOpStarted(io::OpClass::kFileReadWhole);
   job->path = path;
   job->opts = opts;
   job->cb = std::move(cb);

@@ -20,6 +20,14 @@
 // libuv and POSIX AIO size their pools once per process, so each of their
 // cells runs in a forked child (the driver has no other thread then).
 //
+// Rounds (--rounds).  A cold cell reads a virtual disk whose speed drifts
+// by +-20% from one second to the next (the host caches, other guests), and
+// engines compared with each other run one after the other.  With one
+// round the same engine always follows the same neighbour, which biases
+// every ratio; with --rounds=N every cell runs N times, every second round
+// in reverse order and each round with new random offsets, and the table
+// shows each cell's median round (by ops/s).
+//
 //   ./bazelw build -c opt //bench:aio_engines_benchmark
 //   bazel-bin/bench/aio_engines_benchmark --json=/tmp/aio_engines.json
 //   python3 bench/aio_chart.py /tmp/aio_engines.json /tmp/aio_engines.png
@@ -70,6 +78,9 @@ ABSL_FLAG(std::string, pool_sizes, "1,2,4,16",
           "pool sizes tried at rand4k/qd32");
 ABSL_FLAG(std::string, qds, "1,8,32,128", "queue depths of rand4k");
 ABSL_FLAG(bool, keep, false, "keep the test files");
+ABSL_FLAG(int, rounds, 1,
+          "runs of every cell; every second round in reverse order, each with "
+          "new offsets; the median round (by ops/s) is reported");
 
 namespace kqio {
 namespace bench {
@@ -77,7 +88,8 @@ namespace {
 
 struct Row {
   Cell cell;
-  Measurement m;
+  Measurement m;  // the median round, once all rounds ran
+  std::vector<Measurement> rounds;
   bool ran = false;
   double ops_per_s() const { return m.seconds > 0 ? m.ops / m.seconds : 0; }
   double mib_per_s() const {
@@ -243,6 +255,28 @@ absl::StatusOr<Measurement> RunCell(const Cell& cell, const Data& data,
   return RunKqio(cell, data, limits);
 }
 
+// The round with the median ops/s (the lower middle one of an even
+// count); a failed round, if any, since an error must show.
+Measurement MedianRound(std::vector<Measurement> rounds) {
+  for (const Measurement& m : rounds) {
+    if (!m.error.empty()) return m;
+  }
+  auto rate = [](const Measurement& m) {
+    return m.seconds > 0 ? m.ops / m.seconds : 0.0;
+  };
+  std::sort(rounds.begin(), rounds.end(),
+            [&](const Measurement& a, const Measurement& b) {
+              return rate(a) < rate(b);
+            });
+  Measurement median = rounds[(rounds.size() - 1) / 2];
+  if (rounds.size() > 1) {
+    absl::StrAppend(&median.note, median.note.empty() ? "" : "; ",
+                    "rounds ", absl::StrFormat("%.0f", rate(rounds.front())),
+                    "..", absl::StrFormat("%.0f", rate(rounds.back())));
+  }
+  return median;
+}
+
 // --- Output -----------------------------------------------------------------
 
 const Row* Find(const std::vector<Row>& rows, const Cell& like,
@@ -359,6 +393,7 @@ absl::Status WriteJson(const std::string& path, const Data& data,
       ",\n  \"file_bytes\": ", data.big_bytes,
       ",\n  \"small_files\": ", data.small_paths.size(),
       ",\n  \"seconds_per_cell\": ", absl::GetFlag(FLAGS_seconds),
+      ",\n  \"rounds\": ", std::clamp(absl::GetFlag(FLAGS_rounds), 1, 99),
       ",\n  \"results\": [");
   bool first = true;
   for (const Row& r : rows) {
@@ -405,7 +440,7 @@ int Main() {
     const std::string name = c.Name();
     bool keep = filters.empty();
     for (const std::string& f : filters) keep |= absl::StrContains(name, f);
-    if (keep) rows.push_back({c, {}, false});
+    if (keep) rows.push_back({c, {}, {}, false});
   }
 
   bool need_small = false;
@@ -428,28 +463,41 @@ int Main() {
     return 1;
   }
   const Data& d = (*data)->data();
-  std::fprintf(stderr, "%s\nlibuv %s; %d cells of %.2f s\n",
+  const int rounds = std::clamp(absl::GetFlag(FLAGS_rounds), 1, 99);
+  std::fprintf(stderr, "%s\nlibuv %s; %d cells of %.2f s, %d round(s)\n",
                (*data)->Describe().c_str(), LibuvVersion().c_str(),
-               static_cast<int>(rows.size()), absl::GetFlag(FLAGS_seconds));
+               static_cast<int>(rows.size()), absl::GetFlag(FLAGS_seconds),
+               rounds);
   std::fprintf(stderr, "%s", KqioCapabilities().c_str());
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Row& r = rows[round % 2 == 0 ? i : rows.size() - 1 - i];
+      (*data)->Prepare(r.cell.workload, r.cell.cache);
+      Limits limits;
+      limits.seconds = absl::GetFlag(FLAGS_seconds);
+      limits.seed = static_cast<uint64_t>(round) + 1;
+      // A cold small-file cell reads each file once: a second pass is hot.
+      if (r.cell.workload == Workload::kSmallFiles &&
+          r.cell.cache == Cache::kCold) {
+        limits.max_ops = d.small_paths.size();
+      }
+      absl::StatusOr<Measurement> m = RunCell(r.cell, d, limits);
+      Measurement got;
+      if (m.ok()) {
+        got = *std::move(m);
+      } else {
+        got.error = m.status().ToString();
+      }
+      std::fprintf(stderr, "  %d %-36s %12.0f ops/s %s\n", round + 1,
+                   r.cell.Name().c_str(),
+                   got.seconds > 0 ? got.ops / got.seconds : 0,
+                   got.error.c_str());
+      r.rounds.push_back(std::move(got));
+    }
+  }
   for (Row& r : rows) {
-    (*data)->Prepare(r.cell.workload, r.cell.cache);
-    Limits limits;
-    limits.seconds = absl::GetFlag(FLAGS_seconds);
-    // A cold small-file cell reads each file once: a second pass is hot.
-    if (r.cell.workload == Workload::kSmallFiles &&
-        r.cell.cache == Cache::kCold) {
-      limits.max_ops = d.small_paths.size();
-    }
-    absl::StatusOr<Measurement> m = RunCell(r.cell, d, limits);
+    r.m = MedianRound(r.rounds);
     r.ran = true;
-    if (m.ok()) {
-      r.m = *std::move(m);
-    } else {
-      r.m.error = m.status().ToString();
-    }
-    std::fprintf(stderr, "  %-36s %12.0f ops/s %s\n", r.cell.Name().c_str(),
-                 r.ops_per_s(), r.m.error.c_str());
   }
   const std::vector<Ratio> ratios = Ratios(rows);
   PrintTable(rows, ratios);

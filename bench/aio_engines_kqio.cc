@@ -18,6 +18,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "aio/file_service.h"
 #include "bench/aio_engines.h"
 #include "io/io_service.h"
@@ -178,15 +180,27 @@ class SmallFilesRun final {
 };
 
 // Which path served the reads: the page-cache fast path (whole / partial
-// hits), or the engines.
-std::string ReadNote(const aio::FileService& files) {
+// hits), or the engines; with `steps`, also which engines served the opens,
+// fstats and closes (small files).
+std::string ReadNote(const aio::FileService& files, bool steps) {
   const aio::FileServiceMetrics m = files.metrics();
-  const auto& read = m.of(aio::FileOpClass::kRead);
-  return absl::StrCat(
-      "reads: fast path ", m.fast_path_hits, "+", m.fast_path_partial,
-      " uring ", read.submitted[static_cast<size_t>(aio::EngineKind::kUring)],
-      " pool ", read.submitted[static_cast<size_t>(aio::EngineKind::kPool)],
-      " fallbacks ", read.fallbacks);
+  auto served = [&](aio::FileOpClass c) {
+    const auto& pc = m.of(c);
+    return absl::StrCat(
+        "uring ", pc.submitted[static_cast<size_t>(aio::EngineKind::kUring)],
+        " pool ", pc.submitted[static_cast<size_t>(aio::EngineKind::kPool)]);
+  };
+  std::string note = absl::StrCat(
+      "reads: fast path ", m.fast_path_hits, "+", m.fast_path_partial, " ",
+      served(aio::FileOpClass::kRead), " fallbacks ",
+      m.of(aio::FileOpClass::kRead).fallbacks);
+  if (steps) {
+    for (aio::FileOpClass c : {aio::FileOpClass::kOpen, aio::FileOpClass::kStat,
+                               aio::FileOpClass::kClose}) {
+      absl::StrAppend(&note, "; ", aio::FileOpClassName(c), ": ", served(c));
+    }
+  }
+  return note;
 }
 
 }  // namespace
@@ -208,7 +222,7 @@ absl::StatusOr<Measurement> RunKqio(const Cell& cell, const Data& data,
   if (cell.workload == Workload::kSmallFiles) {
     SmallFilesRun run(data, limits, stack);
     Measurement m = run.Run(cell.qd);
-    m.note = ReadNote(*stack.files);
+    m.note = ReadNote(*stack.files, /*steps=*/true);
     return m;
   }
   int flags = O_RDONLY;
@@ -229,7 +243,20 @@ absl::StatusOr<Measurement> RunKqio(const Cell& cell, const Data& data,
     ReadRun run(cell, data, limits, stack);
     m = run.Run(*file, cell.qd);
   }
-  m.note = ReadNote(*stack.files);
+  m.note = ReadNote(*stack.files, /*steps=*/false);
+  if (cell.engine == kKqioPool && m.seconds > 0) {
+    // How much of the workers' time went into the reads themselves: near
+    // 100% means the pool added nothing between one read and the next, and
+    // what remains is the device.
+    const threadpool::LaneMetrics data_lane =
+        stack.pool->Metrics().lanes[threadpool::LaneIndex(
+            threadpool::Lane::kData)];
+    const double busy = absl::ToDoubleSeconds(data_lane.run.Mean()) *
+                        static_cast<double>(data_lane.run.count) /
+                        (m.seconds * cell.threads);
+    absl::StrAppend(&m.note, "; workers in preadv ",
+                    absl::StrFormat("%.0f%%", 100 * busy));
+  }
   bool closed = false;
   stack.files->Close(*file, [&](absl::Status) { closed = true; });
   while (!closed) stack.service->RunOnce();

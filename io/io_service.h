@@ -366,6 +366,7 @@ class IoService final : public threadpool::Executor {
   std::vector<Closure> incoming_ ABSL_GUARDED_BY(mu_);
   bool sleeping_ ABSL_GUARDED_BY(mu_) = false;      // in a blocking kevent()
   bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;  // trigger sent this sleep
+  std::atomic<int> wakers_{0};  // Post()s sending a trigger, unlocked
   bool closed_ ABSL_GUARDED_BY(mu_) = false;        // Post() rejects
   std::atomic<bool> stopped_{false};
   std::atomic<bool> shut_down_{false};

@@ -19,6 +19,7 @@ const char* OpClassName(OpClass c) {
     case OpClass::kFileWrite: return "file_write";
     case OpClass::kFileFsync: return "file_fsync";
     case OpClass::kFileClose: return "file_close";
+    case OpClass::kFileReadWhole: return "file_read_whole";
     case OpClass::kResolve: return "resolve";
     case OpClass::kAccept: return "accept";
     case OpClass::kConnect: return "connect";

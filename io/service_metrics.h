@@ -56,6 +56,9 @@ enum class OpClass : uint8_t {
   kFileWrite,
   kFileFsync,
   kFileClose,
+  // FileService::ReadFile as one operation (open + fstat + read + close),
+  // counted besides its steps, which count in their own classes.
+  kFileReadWhole,
   kResolve,
   kAccept,
   kConnect,
