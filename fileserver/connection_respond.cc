@@ -98,7 +98,6 @@ ResponseHead Connection::BaseHead(int status) {
 void Connection::OnLookup(
     absl::StatusOr<std::shared_ptr<const CachedFile>> file) {
   if (state_ != State::kResponding) return;
-  worker_.CopyCacheStats();
   if (!file.ok()) {
     RespondError(file.status());
     return;
@@ -139,7 +138,6 @@ void Connection::OnLookup(
 void Connection::OnIndexLookup(
     absl::StatusOr<std::shared_ptr<const CachedFile>> file) {
   if (state_ != State::kResponding) return;
-  worker_.CopyCacheStats();
   if (file.ok() && (*file)->is_regular()) {
     served_name_ = "index.html";
     ServeFile(*std::move(file));

@@ -71,7 +71,7 @@ void OpenFileCache::Lookup(const std::string& relpath, Callback cb) {
   if (it != index_.end()) {
     Entry& e = *it->second;
     if (now_() < e.expires) {
-      ++stats_.hits;
+      stats_.hits.Add();
       lru_.splice(lru_.begin(), lru_, it->second);
       service_.Post([cb = std::move(cb), value = e.value]() mutable {
         cb(std::move(value));
@@ -80,17 +80,18 @@ void OpenFileCache::Lookup(const std::string& relpath, Callback cb) {
     }
     // Stale: re-opened below.  Responses holding the old CachedFile keep
     // it (and its descriptor) until they finish.
-    ++stats_.expired;
+    stats_.expired.Add();
     lru_.erase(it->second);
     index_.erase(it);
+    SetEntriesGauge();
   }
   auto pending = pending_.find(relpath);
   if (pending != pending_.end()) {
-    ++stats_.coalesced;
+    stats_.coalesced.Add();
     pending->second->waiters.push_back(std::move(cb));
     return;
   }
-  ++stats_.misses;
+  stats_.misses.Add();
   auto p = std::make_unique<Pending>();
   p->key = relpath;
   p->started = now_();
@@ -156,7 +157,7 @@ void OpenFileCache::Finish(Pending& p, Result value) {
   const absl::Time expires = owned->started + options_.ttl;
   if (options_.max_entries > 0 &&
       (value.ok() || (options_.cache_errors && Cacheable(value.status())))) {
-    if (!value.ok()) ++stats_.errors_cached;
+    if (!value.ok()) stats_.errors_cached.Add();
     Insert(owned->key, value, expires);
   }
   // Last: a waiter may start lookups, or destroy the cache.
@@ -173,13 +174,25 @@ void OpenFileCache::Insert(const std::string& key, const Result& value,
   while (lru_.size() > options_.max_entries) {
     index_.erase(lru_.back().key);
     lru_.pop_back();
-    ++stats_.evictions;
+    stats_.evictions.Add();
   }
+  SetEntriesGauge();
+}
+
+void OpenFileCache::SetEntriesGauge() {
+  io::ServiceCounters::Counter& c = stats_.entries;
+  c.Add(lru_.size() - c.Get());  // modular: also when the cache shrank
 }
 
 OpenFileCacheStats OpenFileCache::stats() const {
-  OpenFileCacheStats s = stats_;
-  s.entries = lru_.size();
+  OpenFileCacheStats s;
+  s.hits = stats_.hits.Get();
+  s.misses = stats_.misses.Get();
+  s.coalesced = stats_.coalesced.Get();
+  s.evictions = stats_.evictions.Get();
+  s.expired = stats_.expired.Get();
+  s.errors_cached = stats_.errors_cached.Get();
+  s.entries = stats_.entries.Get();
   return s;
 }
 

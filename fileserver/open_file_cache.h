@@ -45,6 +45,7 @@
 #include "absl/time/time.h"
 #include "aio/file_service.h"
 #include "io/io_service.h"
+#include "io/service_metrics.h"
 
 namespace kqio {
 namespace fileserver {
@@ -112,6 +113,7 @@ class OpenFileCache final {
   // once, never inside Lookup().
   void Lookup(const std::string& relpath, Callback cb);
 
+  // Thread-safe (a metrics page may read another loop's cache).
   OpenFileCacheStats stats() const;
 
  private:
@@ -148,7 +150,14 @@ class OpenFileCache final {
   Lru lru_;
   absl::flat_hash_map<std::string, Lru::iterator> index_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pending>> pending_;
-  OpenFileCacheStats stats_;
+  void SetEntriesGauge();
+
+  // Written by the loop thread only; read by stats() from any thread.
+  struct Counters {
+    io::ServiceCounters::Counter hits, misses, coalesced, evictions, expired,
+        errors_cached, entries;
+  };
+  Counters stats_;
   // Cleared by the destructor; aio callbacks check it.
   std::shared_ptr<OpenFileCache*> alive_;
 };

@@ -190,31 +190,5 @@ void Worker::Teardown() {
   service_.reset();
 }
 
-OpenFileCacheStats Worker::cache_stats() const {
-  OpenFileCacheStats s;
-  s.hits = cache_stats_.hits.Get();
-  s.misses = cache_stats_.misses.Get();
-  s.coalesced = cache_stats_.coalesced.Get();
-  s.evictions = cache_stats_.evictions.Get();
-  s.expired = cache_stats_.expired.Get();
-  s.errors_cached = cache_stats_.errors_cached.Get();
-  s.entries = cache_stats_.entries.Get();
-  return s;
-}
-
-void Worker::CopyCacheStats() {
-  OpenFileCacheStats s = cache_->stats();
-  auto set = [](io::ServiceCounters::Counter& c, uint64_t v) {
-    c.Add(v - c.Get());
-  };
-  set(cache_stats_.hits, s.hits);
-  set(cache_stats_.misses, s.misses);
-  set(cache_stats_.coalesced, s.coalesced);
-  set(cache_stats_.evictions, s.evictions);
-  set(cache_stats_.expired, s.expired);
-  set(cache_stats_.errors_cached, s.errors_cached);
-  set(cache_stats_.entries, s.entries);
-}
-
 }  // namespace fileserver
 }  // namespace kqio

@@ -92,8 +92,7 @@ class Worker final {
   // --- Any thread.
   const io::IoService& service() const { return *service_; }
   const aio::FileService& files() const { return *files_; }
-  // Loop-thread counters of the cache, copied after each lookup.
-  OpenFileCacheStats cache_stats() const;
+  OpenFileCacheStats cache_stats() const { return cache_->stats(); }
   net::SocketAddress local_address() const { return local_address_; }
   size_t open_connections() const {
     return open_connections_.load(std::memory_order_relaxed);
@@ -128,14 +127,6 @@ class Worker final {
   size_t rejecting_ = 0;
   io::TimerId shutdown_timer_;
   WorkerCounters counters_;
-  struct CacheStatsCopy {
-    io::ServiceCounters::Counter hits, misses, coalesced, evictions, expired,
-        errors_cached, entries;
-  };
-  CacheStatsCopy cache_stats_;
-
-  friend class Connection;
-  void CopyCacheStats();
 };
 
 }  // namespace fileserver
