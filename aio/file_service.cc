@@ -311,8 +311,7 @@ void FileService::Start(std::shared_ptr<Op> op, absl::Status early) {
       o.file->pending_head = &o;
       o.in_file_list = true;
     }
-    service_.RecordOpStarted(o.metric);
-    o.start = io::MonoClock::now();
+    o.start = service_.RecordOpStarted(o.metric);
     if (!early.ok()) {
       Finish(o, std::move(early));
       return;

@@ -140,8 +140,7 @@ void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
   auto job = std::make_shared<internal::ReadFileJob>();
   job->service = token_;
   job->io = &service_;
-  job->start = io::MonoClock::now();
-  service_.RecordOpStarted(io::OpClass::kFileReadWhole);
+  job->start = service_.RecordOpStarted(io::OpClass::kFileReadWhole);
   job->path = path;
   job->opts = opts;
   job->cb = std::move(cb);

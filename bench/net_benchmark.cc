@@ -16,7 +16,10 @@
 // The servers (bench/net_server.h) each run their loop on a thread of their
 // own and do the same work the way their users would write it; the client
 // (bench/net_client.h) is the same blocking-socket code for all of them, in
-// the benchmark's thread.  server_cpu_ns_per_op is the CPU time of the
+// the benchmark's thread, pinned to the first CPU while the server loops
+// run on the last (--net_pin=false leaves placement to the scheduler, whose
+// choice of one CPU or two for the pair decides a run more than the code
+// does).  server_cpu_ns_per_op is the CPU time of the
 // server's loop thread per unit: on a busy machine it is much steadier than
 // the rates, which include waiting for a CPU.
 //
@@ -35,6 +38,7 @@
 // under the sanitizers the heap is their allocator's count and RSS
 // includes shadow memory.
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -70,6 +74,11 @@ constexpr size_t kAcceptBatch = 64;
 struct Settings {
   size_t idle_connections = 10000;
   double scale = 1.0;
+  // --net_pin (the default with 2 or more CPUs): the client on the first
+  // CPU, every server loop on the last, so that a run is not decided by
+  // whether the scheduler put both threads on one CPU.
+  bool pin = true;
+  int server_cpu = -1;
 };
 Settings settings;
 
@@ -91,7 +100,7 @@ void SetServerCpu(benchmark::State& state, const Server& server,
 void BM_PingPong(benchmark::State& state, Impl impl) {
   Watchdog watchdog(absl::StrCat("PingPong/", ImplName(impl)), kThroughputCap);
   std::unique_ptr<Server> server = MakeServer(impl);
-  server->Start(ServerMode::kEcho);
+  server->Start(ServerMode::kEcho, settings.server_cpu);
   {
     PingPongClient client(server->port(), kPingPongMessage);
     for (int i = 0; i < 100; ++i) client.RoundTrip();  // warm up
@@ -106,7 +115,7 @@ void BM_PingPong(benchmark::State& state, Impl impl) {
 void BM_Stream(benchmark::State& state, Impl impl) {
   Watchdog watchdog(absl::StrCat("Stream/", ImplName(impl)), kThroughputCap);
   std::unique_ptr<Server> server = MakeServer(impl);
-  server->Start(ServerMode::kEcho);
+  server->Start(ServerMode::kEcho, settings.server_cpu);
   {
     StreamClient client(server->port(), kStreamChunk, kStreamWindow);
     for (int i = 0; i < 16; ++i) client.ReceiveChunk();  // warm up
@@ -125,7 +134,7 @@ void BM_Stream(benchmark::State& state, Impl impl) {
 void BM_Accept(benchmark::State& state, Impl impl) {
   Watchdog watchdog(absl::StrCat("Accept/", ImplName(impl)), kThroughputCap);
   std::unique_ptr<Server> server = MakeServer(impl);
-  server->Start(ServerMode::kAcceptClose);
+  server->Start(ServerMode::kAcceptClose, settings.server_cpu);
   ConnectAndAwaitClose(server->port(), kAcceptBatch);  // warm up
   const int64_t cpu = server->CpuNanos();
   for (auto _ : state) ConnectAndAwaitClose(server->port(), kAcceptBatch);
@@ -143,7 +152,7 @@ void BM_IdleMemory(benchmark::State& state, Impl impl) {
   // watchdog (which holds no lock the child could need).
   IdleClientProcess client_process(n);
   std::unique_ptr<Server> server = MakeServer(impl);
-  server->Start(ServerMode::kIdle);
+  server->Start(ServerMode::kIdle, settings.server_cpu);
   server->Sync();
   TrimHeap();
   const int64_t heap_before = HeapInUse();
@@ -340,6 +349,22 @@ class RatioReporter final : public benchmark::ConsoleReporter {
       samples_;
 };
 
+// Client on CPU 0, servers on the last CPU, if --net_pin and there are two.
+void PinThreads() {
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (!settings.pin || cpus < 2) {
+    printf("net_benchmark: threads not pinned (%ld CPUs)\n", cpus);
+    return;
+  }
+  if (!PinThisThread(0)) {
+    printf("net_benchmark: threads not pinned (sched_setaffinity refused)\n");
+    return;
+  }
+  settings.server_cpu = static_cast<int>(cpus - 1);
+  printf("net_benchmark: client on CPU 0, server loops on CPU %d\n",
+         settings.server_cpu);
+}
+
 // Takes --net_* flags out of argv; true if all of them parsed.
 bool ParseOwnFlags(int& argc, char** argv) {
   int out = 1;
@@ -350,6 +375,10 @@ bool ParseOwnFlags(int& argc, char** argv) {
           settings.idle_connections == 0) {
         return false;
       }
+    } else if (a == "--net_pin" || a == "--net_pin=true") {
+      settings.pin = true;
+    } else if (a == "--nonet_pin" || a == "--net_pin=false") {
+      settings.pin = false;
     } else if (absl::ConsumePrefix(&a, "--net_scale=")) {
       if (!absl::SimpleAtod(a, &settings.scale) || !(settings.scale > 0)) {
         return false;
@@ -371,9 +400,11 @@ int main(int argc, char** argv) {
   if (!kqio::bench::ParseOwnFlags(argc, argv)) {
     fprintf(stderr,
             "usage: net_benchmark [--net_idle_connections=N (10000)] "
-            "[--net_scale=F (1.0: iteration counts)] [--benchmark_...]\n");
+            "[--net_scale=F (1.0: iteration counts)] "
+            "[--net_pin=true|false (true)] [--benchmark_...]\n");
     return 2;
   }
+  kqio::bench::PinThreads();
   // libuv writes with write(2), which raises SIGPIPE on a reset peer.
   signal(SIGPIPE, SIG_IGN);
   // One end of every idle connection in this process, one in the child.

@@ -1,6 +1,7 @@
 #include "bench/net_server.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #include <utility>
 
@@ -43,10 +44,20 @@ std::unique_ptr<Server> MakeServer(Impl impl) {
   return nullptr;
 }
 
-void Server::Start(ServerMode mode) {
+bool PinThisThread(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+void Server::Start(ServerMode mode, int cpu) {
   NET_BENCH_CHECK(!thread_.joinable());
   mode_ = mode;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this, cpu] {
+    if (cpu >= 0) NET_BENCH_CHECK(PinThisThread(cpu));
+    Run();
+  });
   if (!ready_.WaitForNotificationWithTimeout(kLoopAnswerCap)) {
     fprintf(stderr, "net_benchmark: server did not start within %s\n",
             absl::FormatDuration(kLoopAnswerCap).c_str());

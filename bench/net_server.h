@@ -60,14 +60,18 @@ enum class ServerMode { kEcho, kAcceptClose, kIdle };
 // Bytes one read may take (and one echo write may send back).
 constexpr size_t kServerBufferSize = 64 * 1024;
 
+// Binds the calling thread to one CPU; false if the system refuses.
+bool PinThisThread(int cpu);
+
 class Server {
  public:
   virtual ~Server() = default;
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Starts the loop thread and returns once it is accepting.
-  void Start(ServerMode mode);
+  // Starts the loop thread and returns once it is accepting.  With
+  // `cpu` >= 0 the loop thread runs on that CPU only.
+  void Start(ServerMode mode, int cpu = -1);
   // Closes the listener and every connection, ends the loop, joins the
   // thread.  Idempotent.  Derived destructors must call it.
   void Stop();

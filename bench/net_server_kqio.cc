@@ -1,6 +1,9 @@
 // kqio's server: net::TcpListener and net::TcpStream on an io::IoService,
 // written as net/net.h's echo example is (a connection is a shared_ptr that
-// its pending completion holds; the last reference closes the socket).
+// its pending completion holds; the last reference closes the socket).  The
+// echo answers from its read callback with TryWrite, and only what the
+// kernel does not take goes through WriteAll, as the libuv server does with
+// uv_try_write.
 #include <memory>
 #include <utility>
 
@@ -116,8 +119,16 @@ void KqioServer::Echo(std::shared_ptr<EchoConn> c) {
                        if (!st.ok() || n == 0)
                          return;  // the last reference closes it
                        EchoConn* conn = c.get();
+                       const absl::string_view data(conn->buffer, n);
+                       absl::StatusOr<size_t> sent =
+                           conn->socket->TryWrite(data);
+                       if (!sent.ok()) return;
+                       if (*sent == n) {
+                         Echo(std::move(c));
+                         return;
+                       }
                        conn->socket->WriteAll(
-                           absl::string_view(conn->buffer, n),
+                           data.substr(*sent),
                            [c = std::move(c)](absl::Status st, size_t) mutable {
                              if (st.ok()) Echo(std::move(c));
                            });

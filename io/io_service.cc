@@ -65,6 +65,7 @@ class IoService::LoopScope final {
             s->InLoopThread()) &&
            "another thread is running this loop");
     ++s->loop_depth_;
+    s->op_now_valid_ = false;
     s->running_thread_.store(std::this_thread::get_id(),
                              std::memory_order_relaxed);
   }
@@ -192,7 +193,11 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
                          wait_ns < 0 ? nullptr : &ts);
     const int err = errno;
     (blocking ? counters_.kevent_blocking : counters_.kevent_polling).Add();
-    {
+    // After a poll, the lock is taken only if a Post() came in: a busy
+    // loop (a stream echoing without a pause) polls once per few chunks.  A
+    // Post() missed here is taken after the next kevent(), or under mu_
+    // before the loop sleeps.
+    if (blocking || has_incoming_.load(std::memory_order_acquire)) {
       absl::MutexLock lock(&mu_);
       if (blocking) {
         sleeping_ = false;
@@ -209,6 +214,7 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
       counters_.events.Add(ev_count_);
     }
   }
+  op_now_valid_ = false;
   size_t ran = DispatchEvents();
   if (!stopped() && !timers_.empty()) ran += RunTimers();
   // Closures that the batch itself posted from the loop thread (a read's
@@ -329,6 +335,7 @@ void IoService::Post(Closure fn) {
       return;
     }
     incoming_.push_back(std::move(fn));
+    has_incoming_.store(true, std::memory_order_release);
     counters_.posts_cross_thread.Add();
     if (!sleeping_ || wake_pending_) return;
     wake_pending_ = true;
@@ -366,6 +373,7 @@ IoService::Closure IoService::Sampled(Closure fn) {
 
 void IoService::TakeIncomingLocked() {
   if (incoming_.empty()) return;
+  has_incoming_.store(false, std::memory_order_relaxed);
   if (pending_.empty()) {
     pending_.swap(incoming_);  // incoming_ inherits pending_'s capacity
   } else {

@@ -76,7 +76,7 @@ absl::StatusOr<threadpool::TaskHandle> Resolver::Resolve(
     absl::string_view host, uint16_t port, const ResolveOptions& options,
     Callback cb) {
   io::IoService* service = service_;
-  const io::MonoTime start = io::MonoClock::now();
+  const io::MonoTime start = service_->OpNow();
   absl::StatusOr<threadpool::TaskHandle> handle = pool_->Submit(
       threadpool::Lane::kGeneral, *service_,
       [host = std::string(host), port, options] {

@@ -290,7 +290,7 @@ void StreamListener::AcceptBatch() {
         close(fd);  // the client reads EOF
         ++stats_.refused_over_limit;
         service_->RecordOpDone(
-            io::OpClass::kAccept, io::MonoClock::now(),
+            io::OpClass::kAccept, service_->OpNow(),
             absl::ResourceExhaustedError("connection limit reached"));
         continue;
       }

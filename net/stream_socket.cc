@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -105,7 +106,7 @@ void StreamSocket::Connect(const SocketAddress& peer, absl::Duration timeout,
                               "Connect: not an IPv4, IPv6 or Unix address"));
     return;
   }
-  service_->RecordOpStarted(io::OpClass::kConnect);
+  op->set_start(service_->RecordOpStarted(io::OpClass::kConnect));
   const int fd = internal::OpenSocket(peer.family(), SOCK_STREAM, 0);
   if (fd < 0) {
     CompleteWith(std::move(op),
@@ -221,6 +222,30 @@ void StreamSocket::WriteAll(absl::string_view data, IoCallback cb) {
 void StreamSocket::WriteVectored(
     absl::Span<const absl::string_view> buffers, IoCallback cb) {
   StartWrite(std::make_unique<WriteOp>(buffers, /*all=*/true, std::move(cb)));
+}
+
+absl::StatusOr<size_t> StreamSocket::TryWrite(absl::string_view data) {
+  if (fd_ < 0 || connect_op_ != nullptr) {
+    return io::WithErrno(
+        absl::FailedPreconditionError("TryWrite: the socket is not connected"),
+        ENOTCONN);
+  }
+  if (write_shut_) {
+    return io::WithErrno(absl::FailedPreconditionError(
+                             "TryWrite: the write side is shut down"),
+                         EPIPE);
+  }
+  if (!writable_ || !write_q_.empty() || data.empty()) return 0;
+  struct iovec iov;
+  iov.iov_base = const_cast<char*>(data.data());
+  iov.iov_len = data.size();
+  const ssize_t r = internal::SendIov(fd_, &iov, 1);
+  if (r >= 0) return static_cast<size_t>(r);
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    writable_ = false;
+    return 0;
+  }
+  return io::ErrnoStatus(errno, "TryWrite", internal::Describe(fd_));
 }
 
 void StreamSocket::StartWrite(std::unique_ptr<WriteOp> op) {

@@ -14,6 +14,8 @@
 //   WriteAll(data, cb)     every byte; WriteVectored() gathers buffers, and
 //                          WriteAlls queued back to back share sendmsg()
 //                          calls (writev-style gather, up to 64 iovecs);
+//   TryWrite(data)         not an operation: what the socket takes now,
+//                          returned at once, no callback (uv_try_write);
 //   SendFile(fd, off, n)   file bytes through sendfile(2), or read on the
 //                          pool and written (SendFileOptions);
 //   Connect(peer, t, cb)   with a deadline: DeadlineExceeded when `timeout`
@@ -109,6 +111,14 @@ class StreamSocket final : public internal::SocketCore {
   // WriteAll of several buffers, in order, as one operation.
   void WriteVectored(absl::Span<const absl::string_view> buffers,
                      IoCallback cb);
+  // Sends what the socket takes right now, in this call: the bytes taken,
+  // 0 if it takes none (send buffer full, or writes are queued ahead: the
+  // byte order is kept), or the error (send()'s errno, FailedPrecondition
+  // if the socket is not connected or its write side is shut down).  No
+  // callback, nothing retained; write the rest with Write/WriteAll.  An
+  // echo that answers from its read callback this way saves a completion
+  // per message (libuv's uv_try_write does the same).
+  absl::StatusOr<size_t> TryWrite(absl::string_view data);
   // Sends `length` bytes of `file_fd` from `offset` (the file offset is not
   // used or moved).  OutOfRange if the file is shorter.  `file_fd` must stay
   // open until the completion.

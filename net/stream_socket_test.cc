@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -311,6 +312,76 @@ TEST(StreamSocketTest, WriteSomeCompletesAfterAPartialWrite) {
   EXPECT_GT(w.bytes, 0u);
   EXPECT_LT(w.bytes, big.size());
   close(sp.peer);
+}
+
+TEST(StreamSocketTest, TryWriteSendsWhatFitsNowAndKeepsTheByteOrder) {
+  auto service = NewService();
+  auto sp = testing::TcpStreamAndPeer(*service);
+  absl::StatusOr<size_t> hello = sp.stream->TryWrite("hello");
+  ASSERT_TRUE(hello.ok()) << hello.status();
+  EXPECT_EQ(*hello, 5u);
+  EXPECT_EQ(*sp.stream->TryWrite(""), 0u);
+
+  // More than the socket buffers: part goes now, the rest through WriteAll;
+  // while that is queued TryWrite takes nothing, so nothing overtakes it.
+  std::string big(32 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7);
+  absl::StatusOr<size_t> part = sp.stream->TryWrite(big);
+  ASSERT_TRUE(part.ok()) << part.status();
+  ASSERT_GT(*part, 0u);
+  ASSERT_LT(*part, big.size());
+  IoResult rest;
+  sp.stream->WriteAll(absl::string_view(big).substr(*part), Record(rest));
+  EXPECT_EQ(*sp.stream->TryWrite("overtaking"), 0u);
+
+  std::string got;
+  std::thread reader([&] {
+    char buf[1 << 16];
+    while (got.size() < 5 + big.size()) {
+      const ssize_t n = read(sp.peer, buf, sizeof(buf));
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  });
+  const bool done = RunUntil(*service, [&] { return rest.done; });
+  reader.join();
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(rest.status.ok()) << rest.status;
+  ASSERT_EQ(got.size(), 5 + big.size());
+  EXPECT_EQ(got.substr(0, 5), "hello");
+  EXPECT_TRUE(got.compare(5, big.size(), big) == 0);
+
+  // Half-closed: refused with EPIPE, nothing sent.
+  ASSERT_TRUE(sp.stream->ShutdownWrite().ok());
+  absl::StatusOr<size_t> after = sp.stream->TryWrite("late");
+  EXPECT_TRUE(absl::IsFailedPrecondition(after.status())) << after.status();
+  EXPECT_EQ(io::StatusErrno(after.status()), EPIPE);
+  close(sp.peer);
+}
+
+TEST(StreamSocketTest, TryWriteReportsResetsAndUnconnectedSockets) {
+  auto service = NewService();
+  auto unconnected = StreamSocket::Create(*service);
+  absl::StatusOr<size_t> r = unconnected->TryWrite("x");
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  EXPECT_EQ(io::StatusErrno(r.status()), ENOTCONN);
+
+  auto sp = testing::TcpStreamAndPeer(*service);
+  struct linger lg = {1, 0};  // close with RST
+  ASSERT_EQ(setsockopt(sp.peer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  close(sp.peer);
+  // The first send may still be taken (the RST has not been seen); one of
+  // the next fails with the errno (Linux says ENOTCONN when the reset came
+  // before any data), and SIGPIPE does not kill the process.
+  absl::Status failure;
+  for (int i = 0; i < 100 && failure.ok(); ++i) {
+    absl::StatusOr<size_t> sent = sp.stream->TryWrite("after the reset");
+    if (!sent.ok()) failure = sent.status();
+    RunFor(*service, absl::Milliseconds(1));
+  }
+  ASSERT_FALSE(failure.ok());
+  const int err = io::StatusErrno(failure);
+  EXPECT_TRUE(err == ECONNRESET || err == EPIPE || err == ENOTCONN) << failure;
 }
 
 TEST(StreamSocketTest, BadCallsFailThroughTheLoop) {

@@ -88,7 +88,7 @@ void SocketCore::FailAll(const absl::Status& why) {
 }
 
 bool SocketCore::Enqueue(OpQueue& q, std::unique_ptr<SocketOp> op) {
-  service_->RecordOpStarted(op->op_class());
+  op->set_start(service_->RecordOpStarted(op->op_class()));
   if (fd_ < 0) {
     CompleteWith(std::move(op), NotOpenStatus(io::OpClassName(op->op_class())));
     return false;
@@ -103,7 +103,7 @@ bool SocketCore::Enqueue(OpQueue& q, std::unique_ptr<SocketOp> op) {
 }
 
 void SocketCore::Reject(std::unique_ptr<SocketOp> op, absl::Status status) {
-  service_->RecordOpStarted(op->op_class());
+  op->set_start(service_->RecordOpStarted(op->op_class()));
   CompleteWith(std::move(op), std::move(status));
 }
 

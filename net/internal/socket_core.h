@@ -64,7 +64,7 @@ class SocketOp {
   };
 
   explicit SocketOp(io::OpClass op_class)
-      : op_class_(op_class), start_(io::MonoClock::now()) {}
+      : op_class_(op_class) {}
   virtual ~SocketOp() = default;
   SocketOp(const SocketOp&) = delete;
   SocketOp& operator=(const SocketOp&) = delete;
@@ -87,6 +87,8 @@ class SocketOp {
   size_t bytes() const { return bytes_; }
   io::OpClass op_class() const { return op_class_; }
   io::MonoTime start() const { return start_; }
+  // IoService::RecordOpStarted()'s time, set when the socket takes it.
+  void set_start(io::MonoTime start) { start_ = start; }
   SocketOp* next() const { return next_; }
   // Done after a read that returned fewer bytes than it asked for: the
   // socket's receive queue was empty at that moment (see RunQueue).
@@ -101,7 +103,7 @@ class SocketOp {
   friend class OpQueue;
   SocketOp* next_ = nullptr;
   const io::OpClass op_class_;
-  const io::MonoTime start_;
+  io::MonoTime start_;
 };
 
 // An intrusive FIFO that owns its operations.
