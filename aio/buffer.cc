@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace kqio {
 namespace aio {
@@ -19,6 +20,12 @@ Buffer Buffer::CopyOf(absl::string_view bytes) {
   Buffer b(bytes.size());
   if (!bytes.empty()) std::memcpy(b.data(), bytes.data(), bytes.size());
   return b;
+}
+
+void Buffer::Resize(size_t size, size_t keep) {
+  Buffer moved(size);
+  if (keep > 0) std::memcpy(moved.data(), data(), keep);
+  *this = std::move(moved);
 }
 
 }  // namespace aio

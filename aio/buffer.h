@@ -57,6 +57,10 @@ class Buffer final {
   }
   absl::string_view view() const { return view(size_); }
 
+  // Moves to a new allocation of `size` bytes (default alignment) with the
+  // first `keep` bytes copied (keep <= both sizes); the rest uninitialised.
+  void Resize(size_t size, size_t keep);
+
  private:
   static constexpr size_t kDefaultAlignment = 64;
   struct Free {

@@ -64,6 +64,8 @@ const char* OpcodeName(Opcode op) {
       return "fdatasync";
     case Opcode::kClose:
       return "close";
+    case Opcode::kReadWhole:
+      return "read_whole";
   }
   return "?";
 }
@@ -72,6 +74,7 @@ FileOpClass ClassOf(Opcode op) {
   switch (op) {
     case Opcode::kOpen:
     case Opcode::kOpenAt:
+    case Opcode::kReadWhole:  // chosen, counted and laned as the open it is
       return FileOpClass::kOpen;
     case Opcode::kStat:
     case Opcode::kFstat:

@@ -27,6 +27,7 @@ namespace {
 using Finisher = absl::AnyInvocable<void(absl::Status, Op&)>;
 
 io::OpClass MetricOf(Opcode op) {
+  if (op == Opcode::kReadWhole) return io::OpClass::kFileReadWhole;
   switch (ClassOf(op)) {
     case FileOpClass::kOpen:
       return io::OpClass::kFileOpen;

@@ -280,7 +280,9 @@ class FileService final : private CompletionSink {
   // Leaves `file` closed (is_open() false) at once; see the top of the file.
   void Close(File& file, DoneCallback cb, OpOptions opts = OpOptions());
   // The whole regular file, read through this service's engines.  The
-  // deadline and engine in `opts` apply to every step.
+  // deadline and engine in `opts` apply to every step.  Where the pool
+  // serves opens (engine kPool, or kAuto without io_uring) the steps are one
+  // pool task (open, fstat, read, close: Opcode::kReadWhole).
   void ReadFile(std::string path, IoCallback cb, OpOptions opts = OpOptions());
 
   CapabilityReport Capabilities() const;

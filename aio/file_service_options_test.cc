@@ -336,6 +336,59 @@ TEST_F(OptionsTest, ReadFileRefusesFilesOverTheLimit) {
   EXPECT_EQ(proc.calls, 1);
 }
 
+// ReadFile's steps read before they ask for the size, and its pool task
+// sizes from fstat: either way the sizes around the first 64 KiB chunk and
+// around the limit come back whole, or refused, exactly.
+class ReadFileBoundaryTest : public OptionsTest,
+                             public ::testing::WithParamInterface<EngineKind> {
+};
+INSTANTIATE_TEST_SUITE_P(Engines, ReadFileBoundaryTest,
+                         ::testing::Values(EngineKind::kAuto,
+                                           EngineKind::kPool));
+
+TEST_P(ReadFileBoundaryTest, SizesAroundTheChunkAndTheLimit) {
+  OpOptions opts;
+  opts.engine = GetParam();
+  auto read_file = [&](const std::string& path) {
+    Captured<absl::StatusOr<IoResult>> r;
+    files_->ReadFile(path, r.Callback(), opts);
+    EXPECT_TRUE(RunUntil([&] { return r.done(); }));
+    EXPECT_EQ(r.calls, 1);
+    return *std::move(r.value);
+  };
+  auto content = [](size_t n) {
+    std::string s(n, '\0');
+    for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 19);
+    return s;
+  };
+  const std::string p = TempPath("boundary");
+  FileServiceOptions o;
+  o.read_file_max_bytes = 200 * 1024;
+  MakeFiles(o);
+  for (size_t n : {size_t{1}, size_t{65535}, size_t{65536}, size_t{65537},
+                   size_t{131072}, size_t{200 * 1024}}) {
+    WriteWholeFile(p, content(n));
+    absl::StatusOr<IoResult> r = read_file(p);
+    ASSERT_TRUE(r.ok()) << n << ": " << r.status();
+    EXPECT_EQ(r->bytes, n);
+    EXPECT_TRUE(r->data() == content(n)) << n;
+  }
+  WriteWholeFile(p, content(200 * 1024 + 1));
+  EXPECT_TRUE(absl::IsFailedPrecondition(read_file(p).status()));
+
+  // A limit below the first chunk.
+  files_.reset();
+  o.read_file_max_bytes = 1000;
+  MakeFiles(o);
+  WriteWholeFile(p, content(1000));
+  absl::StatusOr<IoResult> at_limit = read_file(p);
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status();
+  EXPECT_EQ(at_limit->bytes, 1000u);
+  WriteWholeFile(p, content(1001));
+  EXPECT_TRUE(absl::IsFailedPrecondition(read_file(p).status()));
+  unlink(p.c_str());
+}
+
 }  // namespace
 }  // namespace aio
 }  // namespace kqio

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -347,6 +348,46 @@ int64_t OpenAt(const Request& req, const BlockingCalls& calls,
   return WalkBeneath(req.dir_fd, req.path, flags, req.mode, req.resolve);
 }
 
+// kReadWhole, on one worker: open, fstat, then read the size fstat gave (or,
+// when it gave 0 as /proc does, until read() says 0), close.  The result
+// goes in a buffer of its size, unless that is more than half of what it
+// holds.
+int64_t ReadWhole(const Request& req, const BlockingCalls& calls) {
+  constexpr size_t kUnknownSizeChunk = 64 * 1024;
+  const int64_t fd = Retrying(
+      [&] { return open(req.path, O_RDONLY | O_CLOEXEC, 0); });
+  if (fd < 0) return fd;
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{static_cast<int>(fd)};
+  struct stat st;
+  if (fstat(closer.fd, &st) != 0) return -errno;
+  if (S_ISDIR(st.st_mode)) return -EISDIR;
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size > req.read_max) return -EFBIG;
+  Buffer buffer(size > 0 ? static_cast<size_t>(size)
+                         : std::min(kUnknownSizeChunk, req.read_max));
+  size_t done = 0;
+  for (;;) {
+    if (done == buffer.size()) {
+      if (size > 0) break;  // all that fstat said
+      if (buffer.size() >= req.read_max) return -EFBIG;
+      buffer.Resize(std::min(buffer.size() * 2, req.read_max), done);
+    }
+    struct iovec iov = {buffer.data() + done, buffer.size() - done};
+    const int64_t n = Retrying([&] {
+      return calls.preadv(closer.fd, &iov, 1, static_cast<off_t>(done));
+    });
+    if (n < 0) return n;
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  if (done <= buffer.size() / 2) buffer.Resize(done, done);
+  *req.read_out = std::move(buffer);
+  return static_cast<int64_t>(done);
+}
+
 int64_t Execute(const Request& req, const BlockingCalls& calls,
                 bool native_resolve) {
   switch (req.opcode) {
@@ -377,6 +418,8 @@ int64_t Execute(const Request& req, const BlockingCalls& calls,
       return Retrying([&] { return fdatasync(req.fd); });
     case Opcode::kClose:
       break;  // see Submit
+    case Opcode::kReadWhole:
+      return ReadWhole(req, calls);
   }
   return -EINVAL;
 }

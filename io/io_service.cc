@@ -352,15 +352,8 @@ void IoService::Post(Closure fn) {
 }
 
 bool IoService::SampleThisPost() const {
-  const uint32_t every = options_.post_latency_sample_every;
-  if (every == 0) return false;
   thread_local uint32_t countdown = 0;
-  if (countdown > 1) {
-    --countdown;
-    return false;
-  }
-  countdown = every;
-  return true;
+  return threadpool::SampleOneIn(options_.post_latency_sample_every, countdown);
 }
 
 IoService::Closure IoService::Sampled(Closure fn) {

@@ -23,6 +23,20 @@
 namespace kqio {
 namespace threadpool {
 
+// For sampled latencies: true once in `every` calls that share `countdown`
+// (a thread_local of the caller's; 0 to start), never when `every` is 0.
+// Callers with different `every` may share one countdown.
+inline bool SampleOneIn(uint32_t every, uint32_t& countdown) {
+  if (every == 0) return false;
+  if (countdown > every) countdown = every;
+  if (countdown > 1) {
+    --countdown;
+    return false;
+  }
+  countdown = every;
+  return true;
+}
+
 class LatencyHistogram final {
  public:
   static constexpr int kBuckets = 40;

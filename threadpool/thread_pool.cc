@@ -60,7 +60,8 @@ namespace internal {
 class PoolCore final : public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(const ThreadPoolOptions& options)
-      : num_threads_(options.num_threads) {
+      : num_threads_(options.num_threads),
+        sample_every_(options.latency_sample_every) {
     for (int i = 0; i < kLaneCount; ++i) queues_[i].options = options.lanes[i];
   }
 
@@ -76,7 +77,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore> {
     task->core_ = shared_from_this();
     task->executor_ = executor;
     task->lane_ = lane_id;
-    task->enqueued_at_ = std::chrono::steady_clock::now();
+    task->timed_ = SampleThisTask();
+    if (task->timed_) task->enqueued_at_ = std::chrono::steady_clock::now();
     absl::MutexLock lock(&mu_);
     LaneQueue& lane = queues_[LaneIndex(lane_id)];
     if (stopping_) {
@@ -252,10 +254,15 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore> {
 
   // Runs the work, without the lock, and hands the task to its executor.
   static void Execute(std::shared_ptr<TaskBase> task, LaneStats& stats) {
-    const auto start = std::chrono::steady_clock::now();
-    stats.wait.RecordNanos(NanosSince(task->enqueued_at_, start));
-    task->Run();
-    stats.run.RecordNanos(NanosSince(start, std::chrono::steady_clock::now()));
+    if (task->timed_) {
+      const auto start = std::chrono::steady_clock::now();
+      stats.wait.RecordNanos(NanosSince(task->enqueued_at_, start));
+      task->Run();
+      stats.run.RecordNanos(
+          NanosSince(start, std::chrono::steady_clock::now()));
+    } else {
+      task->Run();
+    }
     // Cancelled while running: nobody wants the result; release it here,
     // off the loop thread (closing a descriptor may block).
     if (task->AdvanceTo(TaskBase::kDone) & TaskBase::kCancelBit) {
@@ -269,7 +276,14 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore> {
     executor->Post([task = std::move(task)] { task->Deliver(); });
   }
 
+  // One task in sample_every_, counted per submitting thread.
+  bool SampleThisTask() const {
+    thread_local uint32_t countdown = 0;
+    return SampleOneIn(sample_every_, countdown);
+  }
+
   const int num_threads_;
+  const uint32_t sample_every_;
   mutable absl::Mutex mu_;
   absl::CondVar work_cv_;  // a task may be startable, or stopping_
   std::array<LaneQueue, kLaneCount> queues_ ABSL_GUARDED_BY(mu_);

@@ -593,8 +593,33 @@ TEST(ThreadPoolTest, BadOptionsAreInvalidArgument) {
   EXPECT_TRUE(ThreadPool::Create(ThreadPoolOptions()).ok());
 }
 
+// The wait and run histograms time one task in latency_sample_every per
+// submitting thread; the counters count every task.
+TEST(ThreadPoolTest, LatenciesAreSampled) {
+  for (uint32_t every : {0u, 4u}) {
+    ThreadPoolOptions options;
+    options.latency_sample_every = every;
+    auto pool = MakePool(2, options);
+    QueueExecutor executor;
+    for (int i = 0; i < 16; ++i) {
+      ASSERT_TRUE(pool->Submit(
+                          Lane::kData, executor, [] { return 1; },
+                          [](absl::StatusOr<int>) {})
+                      .ok());
+    }
+    ASSERT_TRUE(executor.WaitForPosted(16));
+    executor.RunAll();
+    pool->Shutdown(ThreadPool::Mode::kDrain);
+    const LaneMetrics m = pool->Metrics().lanes[LaneIndex(Lane::kData)];
+    EXPECT_EQ(m.completed, 16u);
+    EXPECT_EQ(m.wait.count, every == 0 ? 0u : 4u) << every;
+    EXPECT_EQ(m.run.count, every == 0 ? 0u : 4u) << every;
+  }
+}
+
 TEST(ThreadPoolTest, MetricsAddUp) {
   ThreadPoolOptions options = AllLanes(1, 4);
+  options.latency_sample_every = 1;  // every task timed
   auto pool = MakePool(1, options);
   QueueExecutor executor;
   auto gate = BlockWorker(*pool, executor, Lane::kSync);

@@ -96,6 +96,7 @@ struct Op final : Request, io::PendingOperation {
   absl::InlinedVector<Buffer, 1> buffers;
   absl::InlinedVector<struct iovec, 1> iovs;
   struct stat st = {};
+  Buffer whole;           // kReadWhole's result (read_out)
   size_t fast_bytes = 0;  // read by the page-cache fast path already
   int64_t result = 0;     // bytes (fast path included), or 0
   std::shared_ptr<FileState> opened;  // an Open's result
