@@ -11,7 +11,7 @@
 //
 // Operations: Open and OpenAt (relative to a directory, optionally never
 // leaving it), Stat / Fstat, Read / Write (and ReadV / WriteV) at an
-// offset, Fsync / Fdatasync, Close, and ReadFile (open + fstat + read +
+// offset, Fsync / Fdatasync, Close, and ReadFile (open + read to the end +
 // close as one operation).  Each takes a callback that runs exactly once, on
 // the loop thread, never inside the call that started the operation
 // (ARCHITECTURE.md contract 1), with an absl::StatusOr of the result.
