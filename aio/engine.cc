@@ -74,7 +74,7 @@ FileOpClass ClassOf(Opcode op) {
   switch (op) {
     case Opcode::kOpen:
     case Opcode::kOpenAt:
-    case Opcode::kReadWhole:  // chosen, counted and laned as the open it is
+    case Opcode::kReadWhole:  // chosen and counted as the open it starts with
       return FileOpClass::kOpen;
     case Opcode::kStat:
     case Opcode::kFstat:

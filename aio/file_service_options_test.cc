@@ -386,6 +386,17 @@ TEST_P(ReadFileBoundaryTest, SizesAroundTheChunkAndTheLimit) {
   EXPECT_EQ(at_limit->bytes, 1000u);
   WriteWholeFile(p, content(1001));
   EXPECT_TRUE(absl::IsFailedPrecondition(read_file(p).status()));
+
+  // A limit of 0 takes empty files only.
+  files_.reset();
+  o.read_file_max_bytes = 0;
+  MakeFiles(o);
+  WriteWholeFile(p, "");
+  absl::StatusOr<IoResult> empty = read_file(p);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->bytes, 0u);
+  WriteWholeFile(p, "x");
+  EXPECT_TRUE(absl::IsFailedPrecondition(read_file(p).status()));
   unlink(p.c_str());
 }
 

@@ -26,6 +26,7 @@
 #endif
 
 #include <algorithm>
+#include <cstdint>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -44,6 +45,9 @@ namespace {
 using threadpool::Lane;
 
 Lane LaneFor(Opcode op) {
+  // A whole-file read holds its worker for the data, up to
+  // read_file_max_bytes: the data lane's cap, not the opens'.
+  if (op == Opcode::kReadWhole) return Lane::kData;
   switch (ClassOf(op)) {
     case FileOpClass::kRead:
     case FileOpClass::kWrite:
@@ -366,14 +370,17 @@ int64_t ReadWhole(const Request& req, const BlockingCalls& calls) {
   if (S_ISDIR(st.st_mode)) return -EISDIR;
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (size > req.read_max) return -EFBIG;
+  // Of unknown size, one byte past the limit is room enough to tell.
+  const size_t room =
+      req.read_max == SIZE_MAX ? SIZE_MAX : req.read_max + 1;
   Buffer buffer(size > 0 ? static_cast<size_t>(size)
-                         : std::min(kUnknownSizeChunk, req.read_max));
+                         : std::min(kUnknownSizeChunk, room));
   size_t done = 0;
   for (;;) {
     if (done == buffer.size()) {
       if (size > 0) break;  // all that fstat said
-      if (buffer.size() >= req.read_max) return -EFBIG;
-      buffer.Resize(std::min(buffer.size() * 2, req.read_max), done);
+      if (done > req.read_max) return -EFBIG;
+      buffer.Resize(std::min(buffer.size() * 2, room), done);
     }
     struct iovec iov = {buffer.data() + done, buffer.size() - done};
     const int64_t n = Retrying([&] {

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -76,8 +77,7 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
     file = *std::move(f);
     // A directory fails the read with EISDIR; a file over max_bytes fails
     // once the buffer holds max_bytes and more is there.
-    buffer = Buffer(std::min(kFirstChunk, max_bytes));
-    if (buffer.empty()) return AskSize();  // read_file_max_bytes 0
+    buffer = Buffer(std::min(kFirstChunk, Room()));
     ReadMore();
   }
 
@@ -132,9 +132,15 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
   }
 
   void GrowOrRefuse() {
-    if (buffer.size() >= max_bytes) return TooBig("");
-    buffer.Resize(std::min(buffer.size() * 2, max_bytes), done);
+    if (done > max_bytes) return TooBig("");
+    buffer.Resize(std::min(buffer.size() * 2, Room()), done);
     ReadMore();
+  }
+
+  // A buffer of unknown content's most: one byte past the limit tells a
+  // file of exactly max_bytes from a longer one.
+  size_t Room() const {
+    return max_bytes == SIZE_MAX ? SIZE_MAX : max_bytes + 1;
   }
 
   void TooBig(absl::string_view what) {

@@ -251,8 +251,10 @@ absl::StatusOr<Measurement> RunKqio(const Cell& cell, const Data& data,
     const threadpool::LaneMetrics data_lane =
         stack.pool->Metrics().lanes[threadpool::LaneIndex(
             threadpool::Lane::kData)];
+    // run is sampled (ThreadPoolOptions::latency_sample_every): its mean
+    // times the tasks that ran.
     const double busy = absl::ToDoubleSeconds(data_lane.run.Mean()) *
-                        static_cast<double>(data_lane.run.count) /
+                        static_cast<double>(data_lane.completed) /
                         (m.seconds * cell.threads);
     absl::StrAppend(&m.note, "; workers in preadv ",
                     absl::StrFormat("%.0f%%", 100 * busy));

@@ -37,8 +37,8 @@
 // must be (it says so when it may not).  Take figures from -c opt builds:
 // under the sanitizers the heap is their allocator's count and RSS
 // includes shadow memory.
+#include <sched.h>
 #include <signal.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -349,20 +349,33 @@ class RatioReporter final : public benchmark::ConsoleReporter {
       samples_;
 };
 
-// Client on CPU 0, servers on the last CPU, if --net_pin and there are two.
+// The client on the first CPU this process may use, the servers on the
+// last, if --net_pin and there are two.
 void PinThreads() {
-  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  if (!settings.pin || cpus < 2) {
-    printf("net_benchmark: threads not pinned (%ld CPUs)\n", cpus);
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  int first = -1, last = -1;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (!CPU_ISSET(cpu, &allowed)) continue;
+      if (first < 0) first = cpu;
+      last = cpu;
+    }
+  }
+  if (!settings.pin || first < 0 || first == last) {
+    printf("net_benchmark: threads not pinned (%d CPUs allowed)\n",
+           CPU_COUNT(&allowed));
     return;
   }
-  if (!PinThisThread(0)) {
+  // The server CPU first, so that a refusal leaves nothing pinned.
+  if (!PinThisThread(last) || !PinThisThread(first)) {
+    sched_setaffinity(0, sizeof(allowed), &allowed);
     printf("net_benchmark: threads not pinned (sched_setaffinity refused)\n");
     return;
   }
-  settings.server_cpu = static_cast<int>(cpus - 1);
-  printf("net_benchmark: client on CPU 0, server loops on CPU %d\n",
-         settings.server_cpu);
+  settings.server_cpu = last;
+  printf("net_benchmark: client on CPU %d, server loops on CPU %d\n", first,
+         last);
 }
 
 // Takes --net_* flags out of argv; true if all of them parsed.

@@ -516,6 +516,7 @@ void IoService::Shutdown(absl::Duration drain) {
     if (pending_.empty() && batch_pos_ >= batch_.size() &&
         tracked_head_ == nullptr && timers_.empty()) {
       WaitForIncoming();
+      op_now_valid_ = false;  // the wait may have been long
       continue;
     }
     RunBatch(/*honour_stop=*/false);

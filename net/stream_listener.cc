@@ -84,8 +84,11 @@ absl::Status SetUp(int fd, const SocketAddress& a,
 class StreamListener::AcceptedBatch final {
  public:
   AcceptedBatch(std::vector<int> fds,
-                std::shared_ptr<internal::ConnectionCount> count)
-      : fds_(std::move(fds)), count_(std::move(count)) {}
+                std::shared_ptr<internal::ConnectionCount> count,
+                io::MonoTime accepted_at)
+      : fds_(std::move(fds)),
+        count_(std::move(count)),
+        accepted_at_(accepted_at) {}
   AcceptedBatch(AcceptedBatch&& other) noexcept
       : fds_(std::move(other.fds_)),
         next_(other.next_),
@@ -116,7 +119,7 @@ class StreamListener::AcceptedBatch final {
   std::vector<int> fds_;
   size_t next_ = 0;
   std::shared_ptr<internal::ConnectionCount> count_;
-  io::MonoTime accepted_at_ = io::MonoClock::now();
+  io::MonoTime accepted_at_;  // IoService::OpNow() at the accept
 };
 
 StreamListener::StreamListener(io::IoService& service,
@@ -301,7 +304,8 @@ void StreamListener::AcceptBatch() {
   next_endpoint_ = (next_endpoint_ + 1) % n;
   if (!batch.empty()) {
     service_->Post([shared = shared_,
-                    accepted = AcceptedBatch(std::move(batch), count_)]() mutable {
+                    accepted = AcceptedBatch(std::move(batch), count_,
+                                             service_->OpNow())]() mutable {
       Deliver(shared, accepted);
     });
   }

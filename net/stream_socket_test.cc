@@ -344,6 +344,7 @@ TEST(StreamSocketTest, TryWriteSendsWhatFitsNowAndKeepsTheByteOrder) {
     }
   });
   const bool done = RunUntil(*service, [&] { return rest.done; });
+  if (!done) shutdown(sp.peer, SHUT_RD);  // the reader's read() returns 0
   reader.join();
   ASSERT_TRUE(done);
   EXPECT_TRUE(rest.status.ok()) << rest.status;
