@@ -76,7 +76,7 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
     if (!f.ok()) return Done(f.status());
     file = *std::move(f);
     // A directory fails the read with EISDIR; a file over max_bytes fails
-    // once the buffer holds max_bytes and more is there.
+    // once fstat says so, or (size unknown) once max_bytes + 1 are read.
     buffer = Buffer(std::min(kFirstChunk, Room()));
     ReadMore();
   }
@@ -137,8 +137,8 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
     ReadMore();
   }
 
-  // A buffer of unknown content's most: one byte past the limit tells a
-  // file of exactly max_bytes from a longer one.
+  // The largest buffer for content of unknown size: one byte past the
+  // limit tells a file of exactly max_bytes from a longer one.
   size_t Room() const {
     return max_bytes == SIZE_MAX ? SIZE_MAX : max_bytes + 1;
   }
