@@ -66,13 +66,7 @@ class CancelTest : public AioTest {
   }
   void TearDown() override {
     OpenGate();
-    if (files_ != nullptr) {
-      EXPECT_TRUE(
-          RunUntil([&] { return FileServiceTestPeer::LiveOps(*files_) == 0; },
-                   absl::Seconds(5)))
-          << "operations left pending";
-      EXPECT_EQ(testing::OpenFdCount(), fd_baseline_) << testing::ListFds();
-    }
+    ExpectNothingLeftOpen();
     AioTest::TearDown();
     gate = nullptr;
   }

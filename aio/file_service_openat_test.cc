@@ -6,8 +6,6 @@
 // test ends with nothing pending and no descriptor left open.
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,7 +32,9 @@ namespace {
 
 using testing::AioTest;
 using testing::Captured;
-using testing::TempPath;
+using testing::MakeTempTree;
+using testing::ReadAll;
+using testing::RemoveTree;
 using testing::WriteWholeFile;
 
 enum class Mode { kUring, kPool, kWalk };
@@ -57,16 +57,6 @@ int NoOpenResolved(int, const char*, int, mode_t, uint32_t) {
   return -1;
 }
 
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return remove(path);
-}
-
-std::string ReadAll(int fd) {
-  char buf[256];
-  const ssize_t n = pread(fd, buf, sizeof(buf), 0);
-  return n < 0 ? std::string("<error>") : std::string(buf, n);
-}
-
 // The tree every test uses:
 //   top/secret                      outside the root
 //   top/root/file.txt               "hello"
@@ -84,11 +74,8 @@ class OpenAtTest : public AioTest, public ::testing::WithParamInterface<Mode> {
  public:
   void SetUp() override {
     AioTest::SetUp();
-    const std::string top = TempPath("openat");
-    ASSERT_EQ(mkdir(top.c_str(), 0755), 0);
-    char real[PATH_MAX];
-    ASSERT_NE(realpath(top.c_str(), real), nullptr);
-    top_ = real;
+    top_ = MakeTempTree("openat");
+    ASSERT_FALSE(top_.empty());
     root_ = top_ + "/root";
     ASSERT_EQ(mkdir(root_.c_str(), 0755), 0);
     ASSERT_EQ(mkdir((root_ + "/a").c_str(), 0755), 0);
@@ -115,17 +102,10 @@ class OpenAtTest : public AioTest, public ::testing::WithParamInterface<Mode> {
   }
 
   void TearDown() override {
-    if (files_ != nullptr) {
-      EXPECT_TRUE(
-          RunUntil([&] { return FileServiceTestPeer::LiveOps(*files_) == 0; },
-                   absl::Seconds(5)))
-          << "operations left pending";
-      EXPECT_EQ(testing::OpenFdCount(), fd_baseline_) << testing::ListFds();
-    }
+    ExpectNothingLeftOpen();
     AioTest::TearDown();
     if (root_fd_ >= 0) close(root_fd_);
-    if (!top_.empty())
-      nftw(top_.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
+    RemoveTree(top_);
   }
 
   void Link(const std::string& target, const std::string& name) {

@@ -50,15 +50,7 @@ class EngineTest : public AioTest,
   }
 
   void TearDown() override {
-    if (files_ != nullptr) {
-      // Closes of dropped Files may still be in flight.
-      EXPECT_TRUE(
-          RunUntil([&] { return FileServiceTestPeer::LiveOps(*files_) == 0; },
-                   absl::Seconds(5)))
-          << "operations left pending";
-      EXPECT_EQ(testing::OpenFdCount(), fd_baseline_) << "descriptors leaked:\n"
-                                                      << testing::ListFds();
-    }
+    ExpectNothingLeftOpen();
     AioTest::TearDown();
   }
 

@@ -9,18 +9,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "aio/file_service.h"
+#include "aio/testing/aio_test_util.h"
 #include "fileserver/http_response.h"
 #include "gtest/gtest.h"
 #include "io/errno_status.h"
@@ -49,67 +46,35 @@ class OpenFileCacheTestPeer final {
 
 namespace {
 
+using aio::testing::MakeTempTree;
+using aio::testing::ReadAll;
+using aio::testing::RemoveTree;
+using aio::testing::WriteWholeFile;
 using Result = absl::StatusOr<std::shared_ptr<const CachedFile>>;
+using Capture = aio::testing::Captured<Result>;
 
-struct Capture {
-  int calls = 0;
-  std::optional<Result> value;
-  OpenFileCache::Callback Callback() {
-    return [this](Result r) {
-      ++calls;
-      value.emplace(std::move(r));
-    };
-  }
-};
-
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return remove(path);
-}
-
-void WriteFile(const std::string& path, const std::string& data) {
-  const int fd =
-      open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ASSERT_GE(fd, 0) << path;
-  ASSERT_EQ(write(fd, data.data(), data.size()),
-            static_cast<ssize_t>(data.size()));
-  close(fd);
-}
-
-std::string ReadAll(int fd) {
-  char buf[256];
-  const ssize_t n = pread(fd, buf, sizeof(buf), 0);
-  return n < 0 ? std::string("<error>") : std::string(buf, n);
-}
-
-class OpenFileCacheTest : public ::testing::Test {
+// A FileService (aio::testing::AioTest) and this tree, with `root_fd_` open
+// on root (O_PATH):
+//   top/secret                      outside the root
+//   top/root/{a,b,c,d}              files holding their own names
+//   top/root/dir/index.html
+//   top/root/escape -> ../secret, absolute -> /etc/passwd, to_a -> a
+//   top/root/fifo                   a FIFO
+class OpenFileCacheTest : public aio::testing::AioTest {
  protected:
   void SetUp() override {
-    auto service = io::IoService::Create();
-    ASSERT_TRUE(service.ok()) << service.status();
-    service_ = *std::move(service);
-    auto pool = threadpool::ThreadPool::Create(threadpool::ThreadPoolOptions());
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    pool_ = *std::move(pool);
-    auto files = aio::FileService::Create(*service_, *pool_);
-    ASSERT_TRUE(files.ok()) << files.status();
-    files_ = *std::move(files);
-
-    const char* tmp = getenv("TEST_TMPDIR");
-    std::string top =
-        absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/open_file_cache.",
-                     getpid(), ".", ++counter_);
-    ASSERT_EQ(mkdir(top.c_str(), 0755), 0);
-    char real[PATH_MAX];
-    ASSERT_NE(realpath(top.c_str(), real), nullptr);
-    top_ = real;
+    AioTest::SetUp();
+    MakeFiles();
+    top_ = MakeTempTree("open_file_cache");
+    ASSERT_FALSE(top_.empty());
     root_ = top_ + "/root";
     ASSERT_EQ(mkdir(root_.c_str(), 0755), 0);
     ASSERT_EQ(mkdir((root_ + "/dir").c_str(), 0755), 0);
-    WriteFile(top_ + "/secret", "secret");
+    WriteWholeFile(top_ + "/secret", "secret");
     for (const char* name : {"a", "b", "c", "d"}) {
-      WriteFile(root_ + "/" + name, name);
+      WriteWholeFile(root_ + "/" + name, name);
     }
-    WriteFile(root_ + "/dir/index.html", "<p>index</p>");
+    WriteWholeFile(root_ + "/dir/index.html", "<p>index</p>");
     ASSERT_EQ(symlink("../secret", (root_ + "/escape").c_str()), 0);
     ASSERT_EQ(symlink("/etc/passwd", (root_ + "/absolute").c_str()), 0);
     ASSERT_EQ(symlink("a", (root_ + "/to_a").c_str()), 0);
@@ -120,31 +85,17 @@ class OpenFileCacheTest : public ::testing::Test {
 
   void TearDown() override {
     cache_.reset();
-    if (service_ != nullptr) Drain();
+    if (service_ != nullptr) DrainUntilClosed();
     EXPECT_EQ(FdsUnderRoot(), 0) << "descriptors left open under the root";
-    files_.reset();
-    pool_.reset();
-    if (service_ != nullptr) service_->Shutdown();
-    service_.reset();
+    AioTest::TearDown();
     if (root_fd_ >= 0) close(root_fd_);
-    if (!top_.empty()) {
-      nftw(top_.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    RemoveTree(top_);
   }
 
   void MakeCache(OpenFileCacheOptions o = OpenFileCacheOptions()) {
     cache_.reset();
     cache_ = std::make_unique<OpenFileCache>(*service_, *files_, root_fd_, o);
     OpenFileCacheTestPeer::SetClock(*cache_, &now_);
-  }
-
-  bool RunUntil(const std::function<bool()>& done,
-                absl::Duration timeout = absl::Seconds(10)) {
-    bool timed_out = false;
-    io::TimerId t = service_->RunAfter(timeout, [&] { timed_out = true; });
-    while (!done() && !timed_out) service_->RunOnce();
-    service_->Cancel(t);
-    return done();
   }
 
   // Runs the loop until every capture in `got` has been called.
@@ -159,7 +110,7 @@ class OpenFileCacheTest : public ::testing::Test {
 
   // Until the loop is idle and nothing under the root is open any more
   // (closes go through aio, off the loop).
-  void Drain() {
+  void DrainUntilClosed() {
     const absl::Time give_up = absl::Now() + absl::Seconds(10);
     while (absl::Now() < give_up) {
       if (service_->Poll() > 0) continue;
@@ -204,17 +155,12 @@ class OpenFileCacheTest : public ::testing::Test {
     return n;
   }
 
-  static int counter_;
-  std::unique_ptr<io::IoService> service_;
-  std::unique_ptr<threadpool::ThreadPool> pool_;
-  std::unique_ptr<aio::FileService> files_;
   std::unique_ptr<OpenFileCache> cache_;
   absl::Time now_ = absl::FromUnixSeconds(1700000000);
   std::string top_, root_;
   int root_fd_ = -1;
 };
 
-int OpenFileCacheTest::counter_ = 0;
 
 TEST_F(OpenFileCacheTest, AMissOpensAHitDoesNot) {
   MakeCache();
@@ -286,7 +232,7 @@ TEST_F(OpenFileCacheTest, AnExpiredEntryIsReopenedAndPicksUpAReplacedFile) {
   Result old_file = Lookup("c");
   ASSERT_TRUE(old_file.ok()) << old_file.status();
   // Replaced the way deployments do it: a new file renamed over the old.
-  WriteFile(root_ + "/c.new", "new c");
+  WriteWholeFile(root_ + "/c.new", "new c");
   ASSERT_EQ(rename((root_ + "/c.new").c_str(), (root_ + "/c").c_str()), 0);
 
   now_ += absl::Seconds(4);
@@ -360,7 +306,7 @@ TEST_F(OpenFileCacheTest, NotFoundIsCachedForTheTtl) {
   Result missing = Lookup("later");
   EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
   EXPECT_EQ(io::StatusErrno(missing.status()), ENOENT);
-  WriteFile(root_ + "/later", "here now");
+  WriteWholeFile(root_ + "/later", "here now");
   missing = Lookup("later");
   EXPECT_TRUE(absl::IsNotFound(missing.status())) << "cached";
   EXPECT_EQ(OpensSubmitted(), 1u);
@@ -378,7 +324,7 @@ TEST_F(OpenFileCacheTest, ErrorsAreNotCachedWhenAskedNotTo) {
   o.cache_errors = false;
   MakeCache(o);
   EXPECT_TRUE(absl::IsNotFound(Lookup("later").status()));
-  WriteFile(root_ + "/later", "here now");
+  WriteWholeFile(root_ + "/later", "here now");
   Result found = Lookup("later");
   ASSERT_TRUE(found.ok()) << found.status();
   EXPECT_EQ(cache_->stats().errors_cached, 0u);
@@ -406,7 +352,7 @@ TEST_F(OpenFileCacheTest, HowErrorsAreAnswered) {
   EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
   EXPECT_EQ(io::StatusErrno(r.status()), ELOOP);
   if (geteuid() != 0) {  // root reads anything
-    WriteFile(root_ + "/private", "x");
+    WriteWholeFile(root_ + "/private", "x");
     ASSERT_EQ(chmod((root_ + "/private").c_str(), 0), 0);
     r = Lookup("private");
     EXPECT_TRUE(absl::IsPermissionDenied(r.status())) << r.status();
@@ -422,7 +368,7 @@ TEST_F(OpenFileCacheTest, AFifoOrASocketIsRefusedWithoutBlocking) {
        {aio::EngineKind::kAuto, aio::EngineKind::kPool}) {
     SCOPED_TRACE(aio::EngineKindName(engine));
     cache_.reset();
-    Drain();
+    DrainUntilClosed();
     aio::FileServiceOptions fo;
     fo.engines.fill(engine);
     auto files = aio::FileService::Create(*service_, *pool_, fo);

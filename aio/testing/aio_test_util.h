@@ -6,6 +6,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "aio/file_service.h"
+#include "aio/testing/file_service_test_peer.h"
 #include "gtest/gtest.h"
 #include "io/io_service.h"
 #include "threadpool/thread_pool.h"
@@ -103,6 +107,37 @@ inline void WriteWholeFile(const std::string& path, const std::string& data) {
   close(fd);
 }
 
+// A new directory under the test's temporary directory, by its real path
+// (no symlink in it, so that paths under it compare as the kernel prints
+// them); empty on failure, which is reported.
+inline std::string MakeTempTree(const std::string& name) {
+  const std::string top = TempPath(name);
+  char real[PATH_MAX];
+  if (mkdir(top.c_str(), 0755) != 0 || realpath(top.c_str(), real) == nullptr) {
+    ADD_FAILURE() << "cannot create " << top;
+    return std::string();
+  }
+  return real;
+}
+
+// Removes `top` and everything under it, symlinks not followed.
+inline void RemoveTree(const std::string& top) {
+  if (top.empty()) return;
+  nftw(
+      top.c_str(),
+      [](const char* path, const struct stat*, int, struct FTW*) {
+        return remove(path);
+      },
+      16, FTW_DEPTH | FTW_PHYS);
+}
+
+// Up to 256 bytes from the start of `fd` ("<error>" if pread fails).
+inline std::string ReadAll(int fd) {
+  char buf[256];
+  const ssize_t n = pread(fd, buf, sizeof(buf), 0);
+  return n < 0 ? std::string("<error>") : std::string(buf, n);
+}
+
 class AioTest : public ::testing::Test {
  public:
   void SetUp() override {
@@ -147,6 +182,18 @@ class AioTest : public ::testing::Test {
     const absl::Time give_up = absl::Now() + timeout;
     while (absl::Now() < give_up && service_->Poll() > 0) {
     }
+  }
+
+  // For TearDown: every operation finished (closes of dropped Files may
+  // still be in flight) and no descriptor open beyond fd_baseline_.
+  void ExpectNothingLeftOpen() {
+    if (files_ == nullptr) return;
+    EXPECT_TRUE(
+        RunUntil([&] { return FileServiceTestPeer::LiveOps(*files_) == 0; },
+                 absl::Seconds(5)))
+        << "operations left pending";
+    EXPECT_EQ(OpenFdCount(), fd_baseline_) << "descriptors leaked:\n"
+                                           << ListFds();
   }
 
   bool IsUringAvailable() const {
