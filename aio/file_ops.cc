@@ -345,6 +345,7 @@ bool FileService::TryFastPath(Op& o) {
   for (int i = 0; i < o.iovcnt; ++i) total += o.iov[i].iov_len;
   if (total == 0 || total > options_.fast_path_max_bytes) return false;
   const int64_t r = nowait_read_(o.fd, o.iov, o.iovcnt, o.offset);
+  o.fast_tried = r >= 0 || r == -EAGAIN;
   if (r < 0) {
     if (r == -ENOSYS) {
       fast_path_ok_ = false;

@@ -133,6 +133,24 @@ FileService::FileService(io::IoService& service, FileServiceOptions options)
       token_(std::make_shared<FileService*>(this)) {}
 
 void FileService::SetUpEngines(threadpool::ThreadPool& pool, TestHooks& hooks) {
+  nowait_read_ =
+      hooks.nowait_read != nullptr ? hooks.nowait_read : internal::NoWaitRead;
+  if (!options_.page_cache_fast_path) {
+    fast_path_why_ = "off: disabled by the options";
+  } else if (!internal::HaveNoWaitRead()) {
+    fast_path_why_ = "off: no preadv2(RWF_NOWAIT) here (not handled here)";
+  } else {
+    fast_path_ok_ = true;
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page > 0) page_size_ = static_cast<uint64_t>(page);
+    fast_path_why_ =
+        absl::StrCat("on: preadv2(RWF_NOWAIT) on the loop for reads up to ",
+                     options_.fast_path_max_bytes, " bytes");
+  }
+  // ReadFile's pool task asks the page cache first, where the fast path may,
+  // to tell ReadFile whether the files it reads are cached (read_file.cc).
+  if (hooks.pool_calls != nullptr) pool_calls_ = *hooks.pool_calls;
+  if (fast_path_ok_) pool_calls_.nowait_preadv = nowait_read_;
   bool want[kNumEngineKinds] = {};
   for (EngineKind k : options_.engines) {
     if (k == EngineKind::kAuto) {
@@ -170,9 +188,9 @@ void FileService::SetUpEngines(threadpool::ThreadPool& pool, TestHooks& hooks) {
   install(EngineKind::kPosix, want[Index(EngineKind::kPosix)]
                                   ? NewPosixAioEngine(service_)
                                   : not_requested(EngineKind::kPosix));
-  install(EngineKind::kPool, NewPoolEngine(service_, pool, hooks.pool_calls));
+  install(EngineKind::kPool, NewPoolEngine(service_, pool, &pool_calls_));
   if (engine(EngineKind::kPool) == nullptr) {  // a test hook may not remove it
-    install(EngineKind::kPool, NewPoolEngine(service_, pool, hooks.pool_calls));
+    install(EngineKind::kPool, NewPoolEngine(service_, pool, &pool_calls_));
   }
 
   for (int c = 0; c < kNumFileOpClasses; ++c) {
@@ -234,20 +252,6 @@ void FileService::SetUpEngines(threadpool::ThreadPool& pool, TestHooks& hooks) {
         "; ", engine(EngineKind::kPool)->Supports(Opcode::kOpenAt).why);
   }
 
-  nowait_read_ =
-      hooks.nowait_read != nullptr ? hooks.nowait_read : internal::NoWaitRead;
-  if (!options_.page_cache_fast_path) {
-    fast_path_why_ = "off: disabled by the options";
-  } else if (!internal::HaveNoWaitRead()) {
-    fast_path_why_ = "off: no preadv2(RWF_NOWAIT) here (not handled here)";
-  } else {
-    fast_path_ok_ = true;
-    const long page = sysconf(_SC_PAGESIZE);
-    if (page > 0) page_size_ = static_cast<uint64_t>(page);
-    fast_path_why_ =
-        absl::StrCat("on: preadv2(RWF_NOWAIT) on the loop for reads up to ",
-                     options_.fast_path_max_bytes, " bytes");
-  }
 }
 
 FileService::~FileService() {

@@ -225,6 +225,9 @@ struct FileServiceMetrics {
   uint64_t fast_path_misses = 0;   // EAGAIN (or rejected): all by an engine
   uint64_t deadlines_expired = 0;
   uint64_t orphan_fds_closed = 0;  // opens that succeeded after their cancel
+  // ReadFile calls served as one pool task, and as steps (see ReadFile).
+  uint64_t read_file_tasks = 0;
+  uint64_t read_file_steps = 0;
 
   const PerClass& of(FileOpClass c) const {
     return classes[static_cast<size_t>(c)];
@@ -282,7 +285,10 @@ class FileService final : private CompletionSink {
   // The whole regular file, read through this service's engines.  The
   // deadline and engine in `opts` apply to every step.  Where the pool
   // serves opens (engine kPool, or kAuto without io_uring) the steps are one
-  // pool task (open, fstat, read, close: Opcode::kReadWhole).
+  // pool task (open, fstat, read, close: Opcode::kReadWhole).  Under kAuto
+  // with io_uring serving opens, the pool task while recent files were in
+  // the page cache, the io_uring steps while they were not (read_file.cc).
+  // FileServiceMetrics::read_file_tasks/_steps count the two routes.
   void ReadFile(std::string path, IoCallback cb, OpOptions opts = OpOptions());
 
   CapabilityReport Capabilities() const;
@@ -327,6 +333,10 @@ class FileService final : private CompletionSink {
                absl::InlinedVector<Buffer, 1> buffers, size_t first_pos,
                size_t first_len, const OpOptions& opts, Finisher finish);
   bool TryFastPath(internal::Op& op);
+  // --- ReadFile's route (read_file.cc).
+  static constexpr uint32_t kReadFileHotScale = 1024;
+  bool ReadFileAdaptive(const OpOptions& opts) const;
+  void NoteReadFileCache(bool cached);
   void CloseState(std::shared_ptr<internal::FileState> state, DoneCallback cb,
                   const OpOptions& opts);
 
@@ -369,6 +379,12 @@ class FileService final : private CompletionSink {
   std::string fast_path_why_;
   uint64_t page_size_ = 4096;
   int64_t (*nowait_read_)(int, const struct iovec*, int, uint64_t) = nullptr;
+  // The pool engine's blocking calls (test hooks, nowait_preadv).
+  BlockingCalls pool_calls_;
+  // ReadFile's route under kAuto (read_file.cc): a moving average of how
+  // many of the files it read were wholly in the page cache, out of
+  // kReadFileHotScale.
+  uint32_t read_file_hot_ = kReadFileHotScale;
   // Every operation the core still knows (owed to its caller or held by an
   // engine), holding a reference: an intrusive list through internal::Op.
   internal::Op* live_head_ = nullptr;
@@ -382,7 +398,8 @@ class FileService final : private CompletionSink {
     };
     std::array<PerClass, kNumFileOpClasses> classes;
     io::ServiceCounters::Counter fast_path_hits, fast_path_partial,
-        fast_path_misses, deadlines_expired, orphan_fds_closed;
+        fast_path_misses, deadlines_expired, orphan_fds_closed,
+        read_file_tasks, read_file_steps;
   };
   Counters counters_;
 };

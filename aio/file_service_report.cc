@@ -43,7 +43,9 @@ std::string FileServiceMetrics::ToString() const {
   absl::StrAppend(&out, "fast_path: hits=", fast_path_hits,
                   " partial=", fast_path_partial, " misses=", fast_path_misses,
                   "\ndeadlines_expired=", deadlines_expired,
-                  " orphan_fds_closed=", orphan_fds_closed, "\n");
+                  " orphan_fds_closed=", orphan_fds_closed,
+                  "\nread_file: tasks=", read_file_tasks,
+                  " steps=", read_file_steps, "\n");
   return out;
 }
 
@@ -90,6 +92,8 @@ FileServiceMetrics FileService::metrics() const {
   m.fast_path_misses = counters_.fast_path_misses.Get();
   m.deadlines_expired = counters_.deadlines_expired.Get();
   m.orphan_fds_closed = counters_.orphan_fds_closed.Get();
+  m.read_file_tasks = counters_.read_file_tasks.Get();
+  m.read_file_steps = counters_.read_file_steps.Get();
   return m;
 }
 

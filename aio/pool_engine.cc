@@ -356,7 +356,7 @@ int64_t OpenAt(const Request& req, const BlockingCalls& calls,
 // when it gave 0 as /proc does, until read() says 0), close.  The result
 // goes in a buffer of its size, unless that is more than half of what it
 // holds.
-int64_t ReadWhole(const Request& req, const BlockingCalls& calls) {
+int64_t ReadWhole(Request& req, const BlockingCalls& calls) {
   constexpr size_t kUnknownSizeChunk = 64 * 1024;
   const int64_t fd = Retrying(
       [&] { return open(req.path, O_RDONLY | O_CLOEXEC, 0); });
@@ -376,6 +376,17 @@ int64_t ReadWhole(const Request& req, const BlockingCalls& calls) {
   Buffer buffer(size > 0 ? static_cast<size_t>(size)
                          : std::min(kUnknownSizeChunk, room));
   size_t done = 0;
+  if (size > 0 && calls.nowait_preadv != nullptr) {
+    // The page cache alone first: anything short of the size fstat gave
+    // means part of the file was on the disk (or EAGAIN: none of it).  The
+    // service's ReadFile steers by this (read_file.cc); the blocking reads
+    // below fetch the rest either way.
+    struct iovec iov = {buffer.data(), buffer.size()};
+    const int64_t n = calls.nowait_preadv(closer.fd, &iov, 1, 0);
+    if (n >= 0) done = static_cast<size_t>(n);
+    req.read_cache_missed =
+        n == -EAGAIN || (n >= 0 && static_cast<uint64_t>(n) < size);
+  }
   for (;;) {
     if (done == buffer.size()) {
       if (size > 0) break;  // all that fstat said
@@ -395,7 +406,7 @@ int64_t ReadWhole(const Request& req, const BlockingCalls& calls) {
   return static_cast<int64_t>(done);
 }
 
-int64_t Execute(const Request& req, const BlockingCalls& calls,
+int64_t Execute(Request& req, const BlockingCalls& calls,
                 bool native_resolve) {
   switch (req.opcode) {
     case Opcode::kOpen:

@@ -1,18 +1,35 @@
 // FileService::ReadFile: open + read to the end of the file + close, as one
-// operation.  Where the pool serves opens it is one pool task
-// (Opcode::kReadWhole: open, fstat, read, close on one worker), one
-// hand-off where the steps would take three: 1.8x libuv's files per second
-// with the page cache hot (libuv's uv_fs_* chain takes four).  Elsewhere it
-// is built on the public operations, so that every step goes through the
-// engines, the ladder and the fast path.
+// operation, by one of two routes.
 //
-// The steps do not ask for the size first: the first read takes up to
-// 64 KiB and a second one (at the end of the file: answered at once, by the
-// page-cache fast path on Linux) confirms the end.  Only a file that fills
-// the first chunk is fstat()ed, to size the buffer for the rest.  Small
-// files save the fstat step, which io_uring always hands to a kernel worker
-// thread (IORING_OP_STATX has no non-blocking path): 2.3x the files per
-// second with the page cache hot (bench/aio_engines_benchmark, smallfiles).
+// One pool task (Opcode::kReadWhole: open, fstat, read, close on one
+// worker) is one hand-off where the steps take three: with the page cache
+// hot, 1.6-1.8x libuv's files per second (libuv's uv_fs_* chain takes four)
+// and the loop thread free, where the io_uring steps keep the loop thread
+// busy (opens and cached reads run inline in io_uring_enter and on the fast
+// path) and reach 1.2-1.4x.  With the page cache cold the steps win (1.4-1.7x
+// against 0.8-1.0x): io_uring keeps every file's read at the disk, where
+// the pool keeps one per worker.
+//
+// So the route is:
+//  - the pool task where the pool serves opens (engine kPool, or kAuto
+//    without io_uring, as on macOS);
+//  - the steps where the caller or the options name another engine;
+//  - under kAuto with io_uring serving opens, whichever suits the page
+//    cache: a moving average of how many recent files were wholly cached
+//    (the pool task's first read asks the page cache alone,
+//    BlockingCalls::nowait_preadv; the steps' first read is the fast
+//    path's) picks the pool task above one half, the steps below.  Both
+//    routes report, so the choice follows the workload either way; without
+//    RWF_NOWAIT nothing reports and the pool task stays.
+//
+// The steps are built on the public operations, so that every step goes
+// through the engines, the ladder and the fast path.  They do not ask for
+// the size first: the first read takes up to 64 KiB and a second one (at
+// the end of the file: answered at once, by the page-cache fast path on
+// Linux) confirms the end.  Only a file that fills the first chunk is
+// fstat()ed, to size the buffer for the rest.  Small files save the fstat
+// step, which io_uring always hands to a kernel worker thread
+// (IORING_OP_STATX has no non-blocking path).
 //
 // The steps count in their own io::OpClass (file_open, file_read, ...); the
 // whole counts once more as io::OpClass::kFileReadWhole, started here and
@@ -57,6 +74,7 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
   File file;
   Buffer buffer;
   size_t done = 0;
+  bool adaptive = false;    // reports the first read's cache hit (see top)
   bool stat_asked = false;  // fstat() once the first chunk came back full
   bool size_known = false;  // fstat() gave a size above the first chunk
 
@@ -122,6 +140,9 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
 
   void OnRead(absl::Status s, Op& op) {
     if (!s.ok()) return Done(std::move(s));
+    if (adaptive && done == 0 && op.fast_tried && *service != nullptr) {
+      (*service)->NoteReadFileCache(op.engine == nullptr);  // all from cache
+    }
     buffer = std::move(op.buffers[0]);
     const size_t n = static_cast<size_t>(op.result);
     done += n;
@@ -169,24 +190,52 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
 
 }  // namespace internal
 
+namespace {
+constexpr size_t kOpenClass = static_cast<size_t>(FileOpClass::kOpen);
+}  // namespace
+
+bool FileService::ReadFileAdaptive(const OpOptions& opts) const {
+  return opts.engine == EngineKind::kAuto &&
+         options_.engines[kOpenClass] == EngineKind::kAuto &&
+         choice_[kOpenClass].engine != EngineKind::kPool;
+}
+
+// An exponential moving average with weight 1/16: about eleven files in a
+// row move it across the middle.
+void FileService::NoteReadFileCache(bool cached) {
+  if (cached) {
+    read_file_hot_ += (kReadFileHotScale - read_file_hot_) / 16;
+  } else {
+    read_file_hot_ -= read_file_hot_ / 16;
+  }
+}
+
 void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
+  const bool adaptive = ReadFileAdaptive(opts);
   const EngineKind open_engine =
       opts.engine != EngineKind::kAuto
           ? opts.engine
-          : choice_[static_cast<size_t>(FileOpClass::kOpen)].engine;
-  if (open_engine == EngineKind::kPool) {
+          : choice_[kOpenClass].engine;
+  if (open_engine == EngineKind::kPool ||
+      (adaptive && read_file_hot_ >= kReadFileHotScale / 2)) {
+    counters_.read_file_tasks.Add();
     auto op = NewOp(
         Opcode::kReadWhole, opts,
-        [cb = std::move(cb), max = options_.read_file_max_bytes](
-            absl::Status s, internal::Op& o) mutable {
+        [cb = std::move(cb), max = options_.read_file_max_bytes,
+         token = adaptive ? token_ : nullptr](absl::Status s,
+                                              internal::Op& o) mutable {
           if (io::StatusErrno(s) == EFBIG) {
             s = absl::FailedPreconditionError(
                 absl::StrCat("read_file(", o.path_storage,
                              "): more than read_file_max_bytes (", max, ")"));
           }
           if (!s.ok()) return cb(std::move(s));
+          if (token != nullptr && *token != nullptr) {
+            (*token)->NoteReadFileCache(!o.read_cache_missed);
+          }
           cb(IoResult{std::move(o.whole), static_cast<size_t>(o.result)});
         });
+    op->requested = EngineKind::kPool;  // the only engine with kReadWhole
     op->path_storage = std::move(path);
     op->path = op->path_storage.c_str();
     op->read_out = &op->whole;
@@ -194,6 +243,7 @@ void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
     Start(std::move(op));
     return;
   }
+  counters_.read_file_steps.Add();
   auto job = std::make_shared<internal::ReadFileJob>();
   job->service = token_;
   job->io = &service_;
@@ -202,6 +252,7 @@ void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
   job->opts = opts;
   job->cb = std::move(cb);
   job->max_bytes = options_.read_file_max_bytes;
+  job->adaptive = adaptive;
   Open(
       std::move(path), O_RDONLY, 0,
       [job](absl::StatusOr<File> f) { job->OnOpen(std::move(f)); }, opts);

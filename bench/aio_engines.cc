@@ -1,6 +1,8 @@
 // The engine-independent parts of bench/aio_engines.h.
 #include "bench/aio_engines.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -62,11 +64,26 @@ uint64_t OffsetGenerator::Next() {
   return (z % blocks_) * block_;
 }
 
+namespace {
+
+// User + system CPU of the whole process so far.
+int64_t ProcessCpuNs() {
+  struct rusage ru = {};
+  getrusage(RUSAGE_SELF, &ru);
+  auto ns = [](const struct timeval& tv) {
+    return int64_t{tv.tv_sec} * 1000000000 + int64_t{tv.tv_usec} * 1000;
+  };
+  return ns(ru.ru_utime) + ns(ru.ru_stime);
+}
+
+}  // namespace
+
 Recorder::Recorder(const Limits& limits)
     : begin_(Clock::now()),
       deadline_(begin_ + std::chrono::duration_cast<Clock::duration>(
                              std::chrono::duration<double>(limits.seconds))),
       last_done_(begin_),
+      cpu_begin_ns_(ProcessCpuNs()),
       max_ops_(limits.max_ops) {
   latency_ns_.reserve(1 << 16);
 }
@@ -98,6 +115,8 @@ Measurement Recorder::Finish() {
   m.seconds = std::chrono::duration<double>(last_done_ - begin_).count();
   m.error = error_;
   if (!latency_ns_.empty()) {
+    m.cpu_us_per_op = static_cast<double>(ProcessCpuNs() - cpu_begin_ns_) /
+                      1e3 / static_cast<double>(latency_ns_.size());
     auto at = [&](double q) {
       const size_t i = std::min(latency_ns_.size() - 1,
                                 static_cast<size_t>(q * latency_ns_.size()));

@@ -56,6 +56,9 @@ struct Measurement {
   double seconds = 0;
   double p50_us = 0;
   double p99_us = 0;
+  // Process CPU time (user + system, every thread, io_uring's kernel
+  // workers included) over the cell, per operation.
+  double cpu_us_per_op = 0;
   std::string error;  // empty: ok
   // Where kqio's reads went: "fast path 793/0, uring 0, pool 0".
   std::string note;
@@ -111,6 +114,7 @@ class Recorder final {
   Clock::time_point begin_;
   Clock::time_point deadline_;
   Clock::time_point last_done_;
+  int64_t cpu_begin_ns_;
   uint64_t max_ops_;
   uint64_t started_ = 0;
   uint64_t bytes_ = 0;

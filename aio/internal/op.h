@@ -98,6 +98,7 @@ struct Op final : Request, io::PendingOperation {
   struct stat st = {};
   Buffer whole;           // kReadWhole's result (read_out)
   size_t fast_bytes = 0;  // read by the page-cache fast path already
+  bool fast_tried = false;  // the page cache answered the fast path
   int64_t result = 0;     // bytes (fast path included), or 0
   std::shared_ptr<FileState> opened;  // an Open's result
   int owned_fd = -1;  // a close's descriptor until an engine accepts it
