@@ -99,8 +99,9 @@ enum class Opcode : uint8_t {
   // *read_out (allocated by the engine) -> bytes; -EISDIR for a directory,
   // -EFBIG past read_max.  The pool's ReadFile: one task where the steps
   // would be three hand-offs.  No other engine has it.  With
-  // BlockingCalls::nowait_preadv the first read tries the page cache alone
-  // and says in read_cache_missed whether it had everything.
+  // read_probe_cache and BlockingCalls::nowait_preadv the first read tries
+  // the page cache alone and says in read_cache_missed whether it had
+  // everything.
   kReadWhole,
 };
 inline constexpr int kNumOpcodes = 12;
@@ -149,6 +150,7 @@ struct Request {
   struct stat* stat_out = nullptr;  // kStat, kFstat: filled by the engine
   Buffer* read_out = nullptr;       // kReadWhole: set by the engine
   size_t read_max = 0;              // kReadWhole: the most bytes to read
+  bool read_probe_cache = false;    // kReadWhole: ask the page cache first
   bool read_cache_missed = false;   // kReadWhole: set by the engine
 
   // --- Loop-thread state.
@@ -233,7 +235,8 @@ struct BlockingCalls {
   int (*open_resolved)(int dir_fd, const char* path, int flags, mode_t mode,
                        uint32_t resolve) = nullptr;
   // preadv2(RWF_NOWAIT) or a stand-in (aio/internal/nowait_read.h): bytes
-  // from the page cache, or -EAGAIN.  Null: kReadWhole does not ask.
+  // from the page cache, or -EAGAIN.  Called on pool workers.  Null:
+  // kReadWhole does not ask.
   int64_t (*nowait_preadv)(int fd, const struct iovec* iov, int iovcnt,
                            uint64_t offset) = nullptr;
 };

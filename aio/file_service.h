@@ -310,7 +310,8 @@ class FileService final : private CompletionSink {
                                                std::unique_ptr<Engine> engine)>
         wrap_engine;
     const BlockingCalls* pool_calls = nullptr;
-    // The page-cache fast path's preadv2(RWF_NOWAIT) (internal/nowait_read.h).
+    // The page-cache fast path's preadv2(RWF_NOWAIT) (internal/nowait_read.h),
+    // also ReadFile's pool task's (on pool workers: must be thread-safe).
     int64_t (*nowait_read)(int fd, const struct iovec* iov, int iovcnt,
                            uint64_t offset) = nullptr;
   };

@@ -2,9 +2,8 @@
 // proven with FaultEngine posing as io_uring: submissions refused with each
 // ladder errno, refusals after acceptance, kernel errors that are the
 // caller's, EINTR, short reads, requests stuck "in the kernel", and full
-// pool lanes; and ReadFile's choice between its pool task and its steps.
-// The fault engine wraps the real io_uring engine when there is one here,
-// else a pool engine; the faults do not depend on which.
+// pool lanes.  The fault engine wraps the real io_uring engine when there is
+// one here, else a pool engine; the faults do not depend on which.
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -61,16 +60,13 @@ class LadderTest : public AioTest {
   }
 
   // A fresh FileService whose io_uring slot is a FaultEngine.  `setup` runs
-  // on the fault engine before the service probes it.  The page-cache fast
-  // path is off unless `nowait_read` stands in for its preadv2.
+  // on the fault engine before the service probes it.
   void Make(std::function<void(FaultEngine&)> setup = nullptr,
             FileServiceOptions o = FileServiceOptions(),
-            const BlockingCalls* calls = nullptr,
-            int64_t (*nowait_read)(int, const struct iovec*, int,
-                                   uint64_t) = nullptr) {
+            const BlockingCalls* calls = nullptr) {
     if (files_ != nullptr) files_.reset();
     fault_ = nullptr;
-    o.page_cache_fast_path = nowait_read != nullptr;
+    o.page_cache_fast_path = false;
     auto fs = FileServiceTestPeer::Create(
         *service_, *pool_, o,
         [&](EngineKind kind,
@@ -83,7 +79,7 @@ class LadderTest : public AioTest {
           if (setup) setup(*fault);
           return fault;
         },
-        calls, nowait_read);
+        calls);
     ASSERT_TRUE(fs.ok()) << fs.status();
     files_ = *std::move(fs);
     fd_baseline_ = testing::OpenFdCount();
@@ -416,68 +412,6 @@ TEST_F(LadderTest, ExactlyOnceUnderEveryFault) {
       EXPECT_EQ(testing::OpenFdCount(), fd_baseline_) << testing::ListFds();
     }
   }
-}
-
-// The page cache as the test says it is, for the fast path and the pool
-// task's first read: everything, or nothing (EAGAIN).
-std::atomic<bool> page_cache_hot{true};
-int64_t StandInNoWaitRead(int fd, const struct iovec* iov, int iovcnt,
-                          uint64_t offset) {
-  if (!page_cache_hot.load()) return -EAGAIN;
-  const ssize_t n = preadv(fd, iov, iovcnt, static_cast<off_t>(offset));
-  return n < 0 ? -int64_t{errno} : n;
-}
-
-TEST_F(LadderTest, ReadFileFollowsThePageCache) {
-  page_cache_hot = true;
-  Make(nullptr, FileServiceOptions(), nullptr, StandInNoWaitRead);
-  uint64_t tasks = 0, steps = 0;
-  // Reads the file `n` times; true if the last `tail` went by `route`.
-  auto read_files = [&](int n, int tail, const uint64_t& route) {
-    uint64_t before_tail = 0;
-    for (int i = 0; i < n; ++i) {
-      if (i == n - tail) before_tail = route;
-      auto r = Await<absl::StatusOr<IoResult>>(
-          [&](auto cb) { files_->ReadFile(path_, std::move(cb)); });
-      EXPECT_TRUE(r.ok() && r->data() == "abcdefghijklmnopqrstuvwxyz0123")
-          << (r.ok() ? std::string(r->data()) : r.status().ToString());
-      const FileServiceMetrics m = files_->metrics();
-      EXPECT_EQ(m.read_file_tasks + m.read_file_steps, tasks + steps + 1);
-      tasks = m.read_file_tasks;
-      steps = m.read_file_steps;
-    }
-    return route - before_tail == static_cast<uint64_t>(tail);
-  };
-  // Cached: one pool task each.
-  EXPECT_TRUE(read_files(5, 5, tasks));
-  EXPECT_EQ(steps, 0u);
-  // Not cached: the pool tasks report misses, and the steps take over
-  // within about eleven files (and stay: their fast path misses too).
-  page_cache_hot = false;
-  EXPECT_TRUE(read_files(30, 10, steps));
-  EXPECT_GT(tasks, 5u) << "the switch is not instant";
-  const FileServiceMetrics cold = files_->metrics();
-  EXPECT_GT(cold.fast_path_misses, 0u);
-  EXPECT_GT(cold.of(FileOpClass::kRead).submitted[kUring], 0u);
-  // Cached again: the steps' fast-path hits bring the pool task back.
-  page_cache_hot = true;
-  EXPECT_TRUE(read_files(30, 10, tasks));
-  // An engine named by the caller or the options keeps to the steps.
-  const uint64_t tasks_before = tasks;
-  OpOptions pinned;
-  pinned.engine = EngineKind::kUring;
-  ASSERT_TRUE(Await<absl::StatusOr<IoResult>>([&](auto cb) {
-                files_->ReadFile(path_, std::move(cb), pinned);
-              }).ok());
-  EXPECT_EQ(files_->metrics().read_file_tasks, tasks_before);
-  FileServiceOptions o;
-  o.engines[static_cast<size_t>(FileOpClass::kOpen)] = EngineKind::kUring;
-  Make(nullptr, o, nullptr, StandInNoWaitRead);
-  ASSERT_TRUE(Await<absl::StatusOr<IoResult>>([&](auto cb) {
-                files_->ReadFile(path_, std::move(cb));
-              }).ok());
-  EXPECT_EQ(files_->metrics().read_file_tasks, 0u);
-  EXPECT_EQ(files_->metrics().read_file_steps, 1u);
 }
 
 TEST_F(LadderTest, AFullPoolLaneIsResourceExhaustedDeferred) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -180,7 +181,7 @@ enum class Cache {
   kNoSyscall
 };
 Cache fake_cache = Cache::kMiss;
-int fake_calls = 0;
+std::atomic<int> fake_calls{0};
 int64_t ReadAtMost(int fd, const struct iovec* iov, int iovcnt, uint64_t offset,
                    size_t limit) {
   std::vector<struct iovec> v(iov, iov + iovcnt);

@@ -376,7 +376,7 @@ int64_t ReadWhole(Request& req, const BlockingCalls& calls) {
   Buffer buffer(size > 0 ? static_cast<size_t>(size)
                          : std::min(kUnknownSizeChunk, room));
   size_t done = 0;
-  if (size > 0 && calls.nowait_preadv != nullptr) {
+  if (size > 0 && req.read_probe_cache && calls.nowait_preadv != nullptr) {
     // The page cache alone first: anything short of the size fstat gave
     // means part of the file was on the disk (or EAGAIN: none of it).  The
     // service's ReadFile steers by this (read_file.cc); the blocking reads

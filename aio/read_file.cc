@@ -18,9 +18,11 @@
 //    cache: a moving average of how many recent files were wholly cached
 //    (the pool task's first read asks the page cache alone,
 //    BlockingCalls::nowait_preadv; the steps' first read is the fast
-//    path's) picks the pool task above one half, the steps below.  Both
-//    routes report, so the choice follows the workload either way; without
-//    RWF_NOWAIT nothing reports and the pool task stays.
+//    path's, and a step's read is capped to the fast path's limit for it)
+//    picks the pool task above one half, the steps below.  Both routes
+//    report, so the choice follows the workload either way; without the
+//    fast path nothing reports and the pool task stays.  An engine named
+//    for any step's class in FileServiceOptions::engines keeps the steps.
 //
 // The steps are built on the public operations, so that every step goes
 // through the engines, the ladder and the fast path.  They do not ask for
@@ -74,7 +76,14 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
   File file;
   Buffer buffer;
   size_t done = 0;
-  bool adaptive = false;    // reports the first read's cache hit (see top)
+  // Under the adaptive route (see the top): whether the reads that asked
+  // the page cache found everything there, reported once at the end.
+  bool adaptive = false;
+  bool cache_known = false;
+  bool all_cached = true;
+  // The first read's size cap: the fast path's limit on the adaptive route,
+  // so that the first read asks the page cache.
+  size_t first_max = SIZE_MAX;
   bool stat_asked = false;  // fstat() once the first chunk came back full
   bool size_known = false;  // fstat() gave a size above the first chunk
 
@@ -95,7 +104,7 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
     file = *std::move(f);
     // A directory fails the read with EISDIR; a file over max_bytes fails
     // once fstat says so, or (size unknown) once max_bytes + 1 are read.
-    buffer = Buffer(std::min(kFirstChunk, Room()));
+    buffer = Buffer(std::min({kFirstChunk, Room(), first_max}));
     ReadMore();
   }
 
@@ -140,8 +149,13 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
 
   void OnRead(absl::Status s, Op& op) {
     if (!s.ok()) return Done(std::move(s));
-    if (adaptive && done == 0 && op.fast_tried && *service != nullptr) {
-      (*service)->NoteReadFileCache(op.engine == nullptr);  // all from cache
+    if (adaptive && op.fast_tried) {
+      // Served by the fast path, or the engine found nothing more (the
+      // fast path stops at a page boundary, and a file of whole pages
+      // then ends there).
+      cache_known = true;
+      all_cached &= op.engine == nullptr ||
+                    op.result == static_cast<int64_t>(op.fast_bytes);
     }
     buffer = std::move(op.buffers[0]);
     const size_t n = static_cast<size_t>(op.result);
@@ -174,6 +188,9 @@ struct ReadFileJob final : std::enable_shared_from_this<ReadFileJob> {
   // whatever the file's size) is more than twice that: the copy costs less
   // than the memory a caller keeping many small files would hold.
   void Finish() {
+    if (cache_known && *service != nullptr) {
+      (*service)->NoteReadFileCache(all_cached);
+    }
     if (done <= buffer.size() / 2) buffer.Resize(done, done);
     Done(IoResult{std::move(buffer), done});
   }
@@ -195,9 +212,18 @@ constexpr size_t kOpenClass = static_cast<size_t>(FileOpClass::kOpen);
 }  // namespace
 
 bool FileService::ReadFileAdaptive(const OpOptions& opts) const {
-  return opts.engine == EngineKind::kAuto &&
-         options_.engines[kOpenClass] == EngineKind::kAuto &&
-         choice_[kOpenClass].engine != EngineKind::kPool;
+  if (opts.engine != EngineKind::kAuto ||
+      choice_[kOpenClass].engine == EngineKind::kPool) {
+    return false;
+  }
+  // An engine the options name for any step keeps the steps.
+  for (FileOpClass c : {FileOpClass::kOpen, FileOpClass::kStat,
+                        FileOpClass::kRead, FileOpClass::kClose}) {
+    if (options_.engines[static_cast<size_t>(c)] != EngineKind::kAuto) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // An exponential moving average with weight 1/16: about eleven files in a
@@ -217,7 +243,8 @@ void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
           ? opts.engine
           : choice_[kOpenClass].engine;
   if (open_engine == EngineKind::kPool ||
-      (adaptive && read_file_hot_ >= kReadFileHotScale / 2)) {
+      (adaptive && (read_file_hot_ >= kReadFileHotScale / 2 ||
+                    !fast_path_ok_))) {
     counters_.read_file_tasks.Add();
     auto op = NewOp(
         Opcode::kReadWhole, opts,
@@ -240,6 +267,7 @@ void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
     op->path = op->path_storage.c_str();
     op->read_out = &op->whole;
     op->read_max = options_.read_file_max_bytes;
+    op->read_probe_cache = adaptive;
     Start(std::move(op));
     return;
   }
@@ -253,6 +281,9 @@ void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
   job->cb = std::move(cb);
   job->max_bytes = options_.read_file_max_bytes;
   job->adaptive = adaptive;
+  if (adaptive) {
+    job->first_max = std::max<size_t>(1, options_.fast_path_max_bytes);
+  }
   Open(
       std::move(path), O_RDONLY, 0,
       [job](absl::StatusOr<File> f) { job->OnOpen(std::move(f)); }, opts);

@@ -56,8 +56,8 @@ struct Measurement {
   double seconds = 0;
   double p50_us = 0;
   double p99_us = 0;
-  // Process CPU time (user + system, every thread, io_uring's kernel
-  // workers included) over the cell, per operation.
+  // Process CPU time (user + system, every thread; io_uring's kernel
+  // workers too on Linux 5.12 and later) over the cell, per operation.
   double cpu_us_per_op = 0;
   std::string error;  // empty: ok
   // Where kqio's reads went: "fast path 793/0, uring 0, pool 0".

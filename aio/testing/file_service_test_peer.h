@@ -20,7 +20,8 @@ class FileServiceTestPeer final {
   // FileService::Create, with `wrap` applied to every engine as it is made
   // (it gets null for an engine not available here, and may return one),
   // and the pool engine's blocking calls and the fast path's preadv2
-  // replaced by `calls` and `nowait_read` if given.
+  // replaced by `calls` and `nowait_read` if given (`nowait_read` also runs
+  // on pool workers, for ReadFile's pool task: it must be thread-safe).
   static absl::StatusOr<std::unique_ptr<FileService>> Create(
       io::IoService& service, threadpool::ThreadPool& pool,
       FileServiceOptions options, Wrap wrap,
