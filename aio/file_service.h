@@ -205,6 +205,9 @@ struct CapabilityReport {
   // One line per engine: "uring: available", "posix: not handled here ...".
   std::vector<std::string> engines;
   std::string fast_path;  // "on: preadv2(RWF_NOWAIT) ..." or "off: ..."
+  // How ReadFile (with kAuto) is served: "one pool task per file ...",
+  // "steps ...", or "by the page cache: ..." (see FileService::ReadFile).
+  std::string read_file;
   std::string ToString() const;
 };
 

@@ -19,6 +19,7 @@ std::string CapabilityReport::ToString() const {
   absl::StrAppend(&out, "engines:\n");
   for (const std::string& e : engines) absl::StrAppend(&out, "  ", e, "\n");
   absl::StrAppend(&out, "page-cache fast path: ", fast_path, "\n");
+  absl::StrAppend(&out, "read_file: ", read_file, "\n");
   return out;
 }
 
@@ -73,6 +74,22 @@ CapabilityReport FileService::Capabilities() const {
                                      ": ", engine_status_[k]));
   }
   r.fast_path = fast_path_why_;
+  const OpOptions auto_engine;
+  if (ReadFileAdaptive(auto_engine)) {
+    r.read_file = fast_path_ok_
+                      ? "by the page cache: one pool task per file while "
+                        "recent files were cached, steps through io_uring "
+                        "while they were not"
+                      : "one pool task per file (no fast path to tell a "
+                        "cold page cache)";
+  } else if (r.classes[static_cast<size_t>(FileOpClass::kOpen)].engine ==
+             EngineKind::kPool) {
+    r.read_file = "one pool task per file (open, fstat, read, close)";
+  } else {
+    r.read_file =
+        "steps through the engines of open, read, stat and close (named by "
+        "the options)";
+  }
   return r;
 }
 

@@ -234,6 +234,9 @@ TEST_P(EngineTest, MissingFile) {
   EXPECT_EQ(io::StatusErrno(ReadFile(path).status()), ENOENT);
   // On the pool, ReadFile is one task, not an open and the rest.
   const bool one_task = GetParam() == EngineKind::kPool;
+  EXPECT_TRUE(absl::StartsWith(files_->Capabilities().read_file,
+                               one_task ? "one pool task" : "steps"))
+      << files_->Capabilities().read_file;
   EXPECT_EQ(service_->metrics().op(io::OpClass::kFileOpen).failed,
             one_task ? 1u : 2u);
 }
@@ -348,6 +351,9 @@ TEST_P(EngineTest, ReadFile) {
   EXPECT_TRUE(RunUntil([&] { return testing::OpenFdCount() == fds_before; }));
   const io::Metrics sm = service_->metrics();
   const bool one_task = GetParam() == EngineKind::kPool;
+  EXPECT_TRUE(absl::StartsWith(files_->Capabilities().read_file,
+                               one_task ? "one pool task" : "steps"))
+      << files_->Capabilities().read_file;
   EXPECT_EQ(sm.op(io::OpClass::kFileOpen).completed, one_task ? 0u : 3u);
   EXPECT_EQ(sm.op(io::OpClass::kFileOpen).failed, one_task ? 0u : 1u);
   EXPECT_EQ(sm.op(io::OpClass::kFileStat).completed, one_task ? 0u : 1u);

@@ -102,6 +102,9 @@ TEST_F(RouteTest, FollowsThePageCache) {
   const std::string content = "abcdefghijklmnopqrstuvwxyz0123";
   Make(FileServiceOptions(), content);
   if (!FastPathOn()) GTEST_SKIP() << files_->Capabilities().fast_path;
+  EXPECT_TRUE(absl::StartsWith(files_->Capabilities().read_file,
+                               "by the page cache"))
+      << files_->Capabilities().ToString();
   uint64_t tasks = 0, steps = 0;
   // Reads the file `n` times; true if the last `tail` went by `route`.
   auto read_files = [&](int n, int tail, const uint64_t& route) {
@@ -175,6 +178,8 @@ TEST_F(RouteTest, AnEngineNamedForAStepKeepsTheSteps) {
     o.engines[static_cast<size_t>(c)] = EngineKind::kUring;
     files_.reset();
     Make(o, "abcdefghijklmnopqrstuvwxyz0123");
+    EXPECT_TRUE(absl::StartsWith(files_->Capabilities().read_file, "steps"))
+        << files_->Capabilities().ToString();
     ReadOnce(30);
     EXPECT_EQ(files_->metrics().read_file_tasks, 0u);
     EXPECT_EQ(files_->metrics().read_file_steps, 1u);
