@@ -1,6 +1,7 @@
 #include "io/io_service.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,10 @@ absl::StatusOr<std::unique_ptr<IoService>> IoService::Create(Options options) {
 }
 
 IoService::IoService(int kq, Options options)
-    : options_(options), kq_(kq), events_(options.max_events) {}
+    : options_(options),
+      kq_(kq),
+      events_(options.max_events),
+      spin_budget_ns_(int64_t{options.spin_before_sleep_us} * 1000) {}
 
 IoService::~IoService() {
   assert(loop_depth_ == 0 && "IoService destroyed from its own callback");
@@ -173,6 +177,11 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
                     : std::max<int64_t>(0, deadline - NowNs());
     }
     bool blocking = wait_ns != 0;
+    if (blocking && pool_work_.load(std::memory_order_acquire) > 0 &&
+        SpinForPosts(wait_ns)) {
+      blocking = false;
+      wait_ns = 0;
+    }
     if (blocking) {
       // Post, Stop and the last WorkGuard decide under mu_ whether to wake
       // us, so what they change is re-checked here, under mu_, before we
@@ -228,6 +237,39 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
     ran += RunBatch(/*honour_stop=*/true);
   }
   return ran;
+}
+
+bool IoService::SpinForPosts(int64_t wait_ns) {
+  const int64_t full = int64_t{options_.spin_before_sleep_us} * 1000;
+  if (full == 0) return false;
+  if (spin_budget_ns_ == 0) {
+    if (++sleeps_unspun_ < 32) return false;
+    sleeps_unspun_ = 0;
+    spin_budget_ns_ = full;
+  }
+  int64_t budget = spin_budget_ns_;
+  if (wait_ns > 0) budget = std::min(budget, wait_ns);  // a timer is due
+  counters_.loop_spins.Add();
+  const int64_t until = NowNs() + budget;
+  for (;;) {
+    if (has_incoming_.load(std::memory_order_acquire)) {
+      counters_.loop_spin_hits.Add();
+      spin_budget_ns_ = full;
+      return true;
+    }
+    // No work outstanding any more (WorkFinished may come from any thread,
+    // after its Post): nothing to wait for, look again.
+    if (pool_work_.load(std::memory_order_acquire) == 0 || stopped()) {
+      return true;
+    }
+    if (NowNs() >= until) break;
+    sched_yield();
+  }
+  // Nothing came: the pool's work takes longer than the budget (a disk
+  // read), and spinning again would only burn the CPU.
+  spin_budget_ns_ /= 2;
+  if (spin_budget_ns_ < 1000) spin_budget_ns_ = 0;
+  return false;
 }
 
 size_t IoService::DispatchEvents() {

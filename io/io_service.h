@@ -20,7 +20,11 @@
 // Cross-thread Post() appends under a short lock and wakes the loop with one
 // EVFILT_USER NOTE_TRIGGER only if the loop is asleep in kevent() and no
 // wakeup is already on its way: a busy loop is never signalled, and a
-// sleeping one at most once per sleep (metrics().wakeups_sent).
+// sleeping one at most once per sleep (metrics().wakeups_sent).  A wakeup
+// is dear (perf on this project's VM: ~25 us of the poster's CPU each),
+// so a loop that waits only for the thread pool's results (work is
+// outstanding with the pool) first spins a little for them, yielding its
+// CPU: see Options::spin_before_sleep_us.
 //
 // No stale events (ARCHITECTURE.md contract 3).  Every registration owns a
 // slot {handler, generation}; its kevent udata encodes slot index and
@@ -146,6 +150,14 @@ class IoService final : public threadpool::Executor {
     // posted on the loop thread by the closures of a pass run in the next
     // pass, up to this many, before events are fetched again.
     uint32_t completion_rounds = 4;
+    // Before sleeping while pool work is outstanding (WorkStarted without
+    // WorkFinished), wait this long for a Post(), calling sched_yield() so
+    // that a runnable worker may take the CPU.  A result that arrives in
+    // time costs neither the worker a wakeup nor the loop a sleep.  The
+    // budget adapts: it halves after a spin that saw nothing (a disk read
+    // takes longer) and is whole again after one that did; at zero, one
+    // sleep in 32 tries the whole budget again.  0: never spin.
+    uint32_t spin_before_sleep_us = 20;
   };
   using Closure = absl::AnyInvocable<void()>;
   using EventHandler = absl::AnyInvocable<void(const struct kevent&)>;
@@ -382,6 +394,11 @@ class IoService final : public threadpool::Executor {
   absl::flat_hash_map<int, Registration> signals_;
   PendingOperation* tracked_head_ = nullptr;
   size_t tracked_count_ = 0;
+  // Spins before sleeping for pool results (Options::spin_before_sleep_us).
+  // True if a Post() came in within the budget.
+  bool SpinForPosts(int64_t wait_ns);
+  int64_t spin_budget_ns_ = 0;  // the current budget, adapted per spin
+  uint32_t sleeps_unspun_ = 0;  // at zero budget, sleeps since a try
   MonoTime op_now_;            // OpNow()'s cache, valid while op_now_valid_
   bool op_now_valid_ = false;  // cleared after every kevent()
   int loop_depth_ = 0;

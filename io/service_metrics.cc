@@ -67,6 +67,8 @@ Metrics ServiceCounters::Snapshot() const {
   m.posts_cross_thread = posts_cross_thread.Get();
   m.posts_rejected = posts_rejected.Get();
   m.wakeups_sent = wakeups_sent.Get();
+  m.loop_spins = loop_spins.Get();
+  m.loop_spin_hits = loop_spin_hits.Get();
   m.completions_run = completions_run.Get();
   m.timers_started = timers_started.Get();
   m.timers_fired = timers_fired.Get();
@@ -100,7 +102,8 @@ std::string Metrics::ToString() const {
   std::string s = absl::StrCat(
       "loop: iterations=", loop_iterations, " kevent(blocking)=",
       kevent_blocking, " kevent(polling)=", kevent_polling, " events=", events,
-      " stale_dropped=", stale_events_dropped, "\n", "posts: local=",
+      " stale_dropped=", stale_events_dropped, " spins=", loop_spins,
+      " (hits ", loop_spin_hits, ")\n", "posts: local=",
       posts_local, " cross_thread=", posts_cross_thread,
       " rejected=", posts_rejected, " wakeups_sent=", wakeups_sent,
       " run=", completions_run, "\n", "timers: started=", timers_started,

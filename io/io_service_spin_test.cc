@@ -1,0 +1,82 @@
+// IoService's wait for pool results before it sleeps
+// (Options::spin_before_sleep_us): a result that arrives within the budget
+// is taken without a sleep or a wakeup; a budget that sees nothing shrinks;
+// without pool work, or with the option at 0, the loop never spins.  A
+// thread here stands in for the pool (WorkStarted, Post, WorkFinished).
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "io/io_service.h"
+
+namespace kqio {
+namespace io {
+namespace {
+
+std::unique_ptr<IoService> NewService(uint32_t spin_us) {
+  IoService::Options o;
+  o.spin_before_sleep_us = spin_us;
+  absl::StatusOr<std::unique_ptr<IoService>> s = IoService::Create(o);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+// Runs a loop whose only work is one unit of pool work, finished (Post,
+// then WorkFinished, as the pool does) by another thread after `delay`.
+Metrics RunPoolWork(uint32_t spin_us, std::chrono::milliseconds delay) {
+  auto s = NewService(spin_us);
+  bool ran = false;
+  s->WorkStarted();
+  std::thread worker([&] {
+    std::this_thread::sleep_for(delay);
+    s->Post([&ran] { ran = true; });
+    s->WorkFinished();
+  });
+  s->Run();
+  worker.join();
+  EXPECT_TRUE(ran);
+  return s->metrics();
+}
+
+TEST(IoServiceSpinTest, AResultWithinTheBudgetNeedsNoWakeup) {
+  // A budget far longer than the worker's delay: the loop is spinning, not
+  // asleep, when the result comes, so nobody sends a trigger.
+  const Metrics m = RunPoolWork(10'000'000, std::chrono::milliseconds(5));
+  EXPECT_EQ(m.wakeups_sent, 0u) << m.ToString();
+  EXPECT_GE(m.loop_spin_hits, 1u) << m.ToString();
+}
+
+TEST(IoServiceSpinTest, ASpinThatSeesNothingSleepsAndIsWoken) {
+  const Metrics m = RunPoolWork(1000, std::chrono::milliseconds(50));
+  EXPECT_GE(m.loop_spins, 1u) << m.ToString();
+  EXPECT_EQ(m.loop_spin_hits, 0u) << m.ToString();
+  EXPECT_GE(m.wakeups_sent, 1u) << m.ToString();
+}
+
+TEST(IoServiceSpinTest, ABudgetOfZeroNeverSpins) {
+  const Metrics m = RunPoolWork(0, std::chrono::milliseconds(5));
+  EXPECT_EQ(m.loop_spins, 0u) << m.ToString();
+}
+
+TEST(IoServiceSpinTest, APostWithoutPoolWorkIsNotWaitedFor) {
+  auto s = NewService(/*spin_us=*/10'000'000);
+  bool ran = false;
+  WorkGuard guard = s->MakeWorkGuard();  // keeps Run() waiting, no pool work
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    s->Post([&] {
+      ran = true;
+      guard.Reset();
+    });
+  });
+  s->Run();
+  other.join();
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(s->metrics().loop_spins, 0u);
+  EXPECT_EQ(s->metrics().wakeups_sent, 1u);
+}
+
+}  // namespace
+}  // namespace io
+}  // namespace kqio
