@@ -177,7 +177,9 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
                     : std::max<int64_t>(0, deadline - NowNs());
     }
     bool blocking = wait_ns != 0;
-    if (blocking && pool_work_.load(std::memory_order_acquire) > 0 &&
+    // Pool results due: a short wait for them is cheaper than a wakeup
+    // (see Options::spin_before_sleep_us).
+    if (blocking && pool_work_.load(std::memory_order_acquire) > 1 &&
         SpinForPosts(wait_ns)) {
       blocking = false;
       wait_ns = 0;

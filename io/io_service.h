@@ -150,9 +150,12 @@ class IoService final : public threadpool::Executor {
     // posted on the loop thread by the closures of a pass run in the next
     // pass, up to this many, before events are fetched again.
     uint32_t completion_rounds = 4;
-    // Before sleeping while pool work is outstanding (WorkStarted without
-    // WorkFinished), wait this long for a Post(), calling sched_yield() so
-    // that a runnable worker may take the CPU.  A result that arrives in
+    // Before sleeping while two or more units of pool work are outstanding
+    // (WorkStarted without WorkFinished), wait this long for a Post(),
+    // calling sched_yield() so that a runnable worker may take the CPU.
+    // (With one, the worker is usually still being woken, and a spinning
+    // loop only keeps busy a CPU it could use: the median latency of one
+    // 4 KiB read at a time doubled.)  A result that arrives in
     // time costs neither the worker a wakeup nor the loop a sleep.  The
     // budget adapts: it halves after a spin that saw nothing (a disk read
     // takes longer) and is whole again after one that did; at zero, one
