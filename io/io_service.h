@@ -152,14 +152,16 @@ class IoService final : public threadpool::Executor {
     uint32_t completion_rounds = 4;
     // Before sleeping while two or more units of pool work are outstanding
     // (WorkStarted without WorkFinished), wait this long for a Post(),
-    // calling sched_yield() so that a runnable worker may take the CPU.
-    // (With one, the worker is usually still being woken, and a spinning
-    // loop only keeps busy a CPU it could use: the median latency of one
-    // 4 KiB read at a time doubled.)  A result that arrives in
-    // time costs neither the worker a wakeup nor the loop a sleep.  The
-    // budget adapts: it halves after a spin that saw nothing (a disk read
-    // takes longer) and is whole again after one that did; at zero, one
-    // sleep in 32 tries the whole budget again.  0: never spin.
+    // calling sched_yield() so that a runnable worker may take the CPU.  A
+    // result that arrives in time costs neither the worker a wakeup nor the
+    // loop a sleep.  With one unit due the loop does not spin: the worker
+    // is usually still being woken itself, and a spinning loop keeps busy a
+    // CPU it could use (the median latency of one 4 KiB read at a time
+    // doubled).  The budget adapts: it halves after a spin that saw nothing
+    // (a disk read takes longer) and is whole again after one that did; at
+    // zero, one sleep in 32 tries the whole budget again.  Kernel events
+    // (sockets, io_uring completions) that come meanwhile wait for the spin
+    // to end: at most the budget.  0: never spin.
     uint32_t spin_before_sleep_us = 20;
   };
   using Closure = absl::AnyInvocable<void()>;
