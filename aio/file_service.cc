@@ -251,7 +251,7 @@ void FileService::SetUpEngines(threadpool::ThreadPool& pool, TestHooks& hooks) {
                            open_engine->Supports(Opcode::kOpenAt).why),
         "; ", engine(EngineKind::kPool)->Supports(Opcode::kOpenAt).why);
   }
-
+  read_file_can_adapt_ = ReadFileCanAdapt();
 }
 
 FileService::~FileService() {

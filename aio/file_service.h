@@ -339,7 +339,7 @@ class FileService final : private CompletionSink {
   bool TryFastPath(internal::Op& op);
   // --- ReadFile's route (read_file.cc).
   static constexpr uint32_t kReadFileHotScale = 1024;
-  bool ReadFileAdaptive(const OpOptions& opts) const;
+  bool ReadFileCanAdapt() const;
   void NoteReadFileCache(bool cached);
   void CloseState(std::shared_ptr<internal::FileState> state, DoneCallback cb,
                   const OpOptions& opts);
@@ -389,6 +389,8 @@ class FileService final : private CompletionSink {
   // many of the files it read were wholly in the page cache, out of
   // kReadFileHotScale.
   uint32_t read_file_hot_ = kReadFileHotScale;
+  // ReadFileCanAdapt(), at creation: kAuto ReadFiles follow the average.
+  bool read_file_can_adapt_ = false;
   // Every operation the core still knows (owed to its caller or held by an
   // engine), holding a reference: an intrusive list through internal::Op.
   internal::Op* live_head_ = nullptr;

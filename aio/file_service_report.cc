@@ -74,8 +74,7 @@ CapabilityReport FileService::Capabilities() const {
                                      ": ", engine_status_[k]));
   }
   r.fast_path = fast_path_why_;
-  const OpOptions auto_engine;
-  if (ReadFileAdaptive(auto_engine)) {
+  if (read_file_can_adapt_) {
     r.read_file = fast_path_ok_
                       ? "by the page cache: one pool task per file while "
                         "recent files were cached, steps through io_uring "

@@ -211,11 +211,10 @@ namespace {
 constexpr size_t kOpenClass = static_cast<size_t>(FileOpClass::kOpen);
 }  // namespace
 
-bool FileService::ReadFileAdaptive(const OpOptions& opts) const {
-  if (opts.engine != EngineKind::kAuto ||
-      choice_[kOpenClass].engine == EngineKind::kPool) {
-    return false;
-  }
+// Decided once, at creation: the options and the engine serving opens do
+// not change afterwards.
+bool FileService::ReadFileCanAdapt() const {
+  if (choice_[kOpenClass].engine == EngineKind::kPool) return false;
   // An engine the options name for any step keeps the steps.
   for (FileOpClass c : {FileOpClass::kOpen, FileOpClass::kStat,
                         FileOpClass::kRead, FileOpClass::kClose}) {
@@ -237,7 +236,8 @@ void FileService::NoteReadFileCache(bool cached) {
 }
 
 void FileService::ReadFile(std::string path, IoCallback cb, OpOptions opts) {
-  const bool adaptive = ReadFileAdaptive(opts);
+  const bool adaptive =
+      opts.engine == EngineKind::kAuto && read_file_can_adapt_;
   const EngineKind open_engine =
       opts.engine != EngineKind::kAuto
           ? opts.engine
