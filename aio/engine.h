@@ -122,6 +122,25 @@ inline constexpr uint32_t kResolveNoSymlinks = 1u << 1;
 
 class CompletionSink;
 
+// The blocking calls the pool engine makes for reads and writes, and for
+// kOpenAt with resolve bits; tests replace them (e.g. to return EINTR, or
+// ENOSYS to force the portable walk).  Null members mean the real call.
+struct BlockingCalls {
+  ssize_t (*preadv)(int, const struct iovec*, int, off_t) = nullptr;
+  ssize_t (*pwritev)(int, const struct iovec*, int, off_t) = nullptr;
+  // The kernel's resolve-beneath open (Linux: openat2(2) with RESOLVE_*
+  // from `resolve`; FreeBSD: openat with O_RESOLVE_BENEATH; elsewhere it
+  // fails with ENOSYS).  A descriptor, or -1 with errno; ENOSYS sends the
+  // pool to the portable component walk (pool_engine.cc).
+  int (*open_resolved)(int dir_fd, const char* path, int flags, mode_t mode,
+                       uint32_t resolve) = nullptr;
+  // preadv2(RWF_NOWAIT) or a stand-in (aio/internal/nowait_read.h): bytes
+  // from the page cache, or -EAGAIN.  Called on pool workers.  Null:
+  // kReadWhole does not ask.
+  int64_t (*nowait_preadv)(int fd, const struct iovec* iov, int iovcnt,
+                           uint64_t offset) = nullptr;
+};
+
 // One request, built by the core.  Owned through shared_ptr by the core's
 // operation and by the engine holding it.
 struct Request {
@@ -160,6 +179,11 @@ struct Request {
   // For the engine holding the request, e.g. its io_uring slot.
   uint64_t engine_cookie = 0;
   threadpool::TaskHandle pool_task;  // the pool engine's, for Cancel()
+  // The pool engine's calls, copied in at submission, so that its work
+  // names nothing but the request (which the task keeps alive) and needs
+  // no allocation of its own.
+  BlockingCalls pool_calls;
+  bool pool_native_resolve = false;
 };
 
 // The core's side of the contract above.  Loop thread only.
@@ -222,24 +246,6 @@ absl::StatusOr<std::unique_ptr<Engine>> NewUringEngine(
 absl::StatusOr<std::unique_ptr<Engine>> NewPosixAioEngine(
     io::IoService& service);
 
-// The blocking calls the pool engine makes for reads and writes, and for
-// kOpenAt with resolve bits; tests replace them (e.g. to return EINTR, or
-// ENOSYS to force the portable walk).  Null members mean the real call.
-struct BlockingCalls {
-  ssize_t (*preadv)(int, const struct iovec*, int, off_t) = nullptr;
-  ssize_t (*pwritev)(int, const struct iovec*, int, off_t) = nullptr;
-  // The kernel's resolve-beneath open (Linux: openat2(2) with RESOLVE_*
-  // from `resolve`; FreeBSD: openat with O_RESOLVE_BENEATH; elsewhere it
-  // fails with ENOSYS).  A descriptor, or -1 with errno; ENOSYS sends the
-  // pool to the portable component walk (pool_engine.cc).
-  int (*open_resolved)(int dir_fd, const char* path, int flags, mode_t mode,
-                       uint32_t resolve) = nullptr;
-  // preadv2(RWF_NOWAIT) or a stand-in (aio/internal/nowait_read.h): bytes
-  // from the page cache, or -EAGAIN.  Called on pool workers.  Null:
-  // kReadWhole does not ask.
-  int64_t (*nowait_preadv)(int fd, const struct iovec* iov, int iovcnt,
-                           uint64_t offset) = nullptr;
-};
 // `calls` (optional) must outlive the engine and its requests.
 std::unique_ptr<Engine> NewPoolEngine(io::IoService& service,
                                       threadpool::ThreadPool& pool,

@@ -444,9 +444,12 @@ void FileService::Finish(Op& o, absl::Status status) {
   }
   service_.RecordOpDone(o.metric, o.start, status);
   const bool failed = !status.ok();
-  service_.Post([op = o.live_ref, status = std::move(status)]() mutable {
+  // The status waits in the op, so that the closure holds one pointer and
+  // needs no allocation of its own.
+  o.final_status = std::move(status);
+  service_.Post([op = o.live_ref]() {
     auto finish = std::move(op->finish);
-    if (finish) finish(std::move(status), *op);
+    if (finish) finish(std::move(op->final_status), *op);
   });
   // Cancelled or late: let the engine give up early if it can.  The request
   // and its memory stay alive until the engine reports.

@@ -470,7 +470,7 @@ class PoolEngine final : public Engine {
     const Opcode opcode = req->opcode;
     // The completion: the pool reports Cancelled only for work that never
     // ran or whose result the cleanup hook below already released.
-    auto done = [req](absl::StatusOr<int64_t> result) mutable {
+    auto done = [req = std::move(req)](absl::StatusOr<int64_t> result) mutable {
       ReportDone(std::move(req), result.ok() ? *result : -ECANCELED);
     };
     absl::StatusOr<threadpool::TaskHandle> handle;
@@ -482,10 +482,15 @@ class PoolEngine final : public Engine {
           std::move(done));
       if (!handle.ok()) owner->take();  // still the caller's
     } else {
+      // `r` lives as long as `done`, which the task holds until after the
+      // work has returned.
+      r->pool_calls = calls_;
+      r->pool_native_resolve = native_resolve_;
       handle = pool_.Submit(
           LaneFor(opcode), service_,
-          [req = std::move(req), calls = calls_, native = native_resolve_]()
-              -> int64_t { return Execute(*req, calls, native); },
+          [r]() -> int64_t {
+            return Execute(*r, r->pool_calls, r->pool_native_resolve);
+          },
           std::move(done));
     }
     if (!handle.ok()) return handle.status();

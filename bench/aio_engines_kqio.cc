@@ -179,6 +179,16 @@ class SmallFilesRun final {
   int in_flight_ = 0;
 };
 
+// How the loop waited for the pool's results (IoService::Options::nap_us,
+// spin_before_sleep_us).
+std::string LoopNote(const io::IoService& service) {
+  const io::Metrics m = service.metrics();
+  return absl::StrCat("; loop: naps ", m.loop_naps, " (empty ",
+                      m.loop_naps_empty, ", long ", m.loop_naps_long,
+                      ") spins ", m.loop_spins, " (hits ", m.loop_spin_hits,
+                      ") wakeups ", m.wakeups_sent);
+}
+
 // Which path served the reads: the page-cache fast path (whole / partial
 // hits), or the engines; with `steps`, also which engines served the opens,
 // fstats and closes (small files).
@@ -222,7 +232,7 @@ absl::StatusOr<Measurement> RunKqio(const Cell& cell, const Data& data,
   if (cell.workload == Workload::kSmallFiles) {
     SmallFilesRun run(data, limits, stack);
     Measurement m = run.Run(cell.qd);
-    m.note = ReadNote(*stack.files, /*steps=*/true);
+    m.note = ReadNote(*stack.files, /*steps=*/true) + LoopNote(*stack.service);
     return m;
   }
   int flags = O_RDONLY;
@@ -243,7 +253,7 @@ absl::StatusOr<Measurement> RunKqio(const Cell& cell, const Data& data,
     ReadRun run(cell, data, limits, stack);
     m = run.Run(*file, cell.qd);
   }
-  m.note = ReadNote(*stack.files, /*steps=*/false);
+  m.note = ReadNote(*stack.files, /*steps=*/false) + LoopNote(*stack.service);
   if (cell.engine == kKqioPool && m.seconds > 0) {
     // How much of the workers' time went into the reads themselves: near
     // 100% means the pool added nothing between one read and the next, and

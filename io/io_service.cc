@@ -22,6 +22,13 @@ namespace {
 // The loop's own EVFILT_USER event.  Its udata is null, which no
 // registration ever has (generations start at 1).
 constexpr uintptr_t kWakeIdent = 0x6b71696f;  // "kqio"
+// Options::nap_us: after this many naps in a row that each brought nearly
+// all that was due, the next kMinNapPause sleeps spin instead, twice as many
+// each time it happens again without a shorter nap between, up to
+// kMaxNapPause.
+constexpr uint32_t kLongNapsToPause = 4;
+constexpr uint32_t kMinNapPause = 64;
+constexpr uint32_t kMaxNapPause = 4096;
 
 constexpr int64_t kMaxNs = std::numeric_limits<int64_t>::max();
 // Longest period RunEvery accepts (~146 years), so that deadline + period
@@ -177,23 +184,34 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
                     : std::max<int64_t>(0, deadline - NowNs());
     }
     bool blocking = wait_ns != 0;
-    // Pool results due: a short wait for them is cheaper than a wakeup
-    // (see Options::spin_before_sleep_us).
-    if (blocking && pool_work_.load(std::memory_order_acquire) > 1 &&
-        SpinForPosts(wait_ns)) {
+    // Pool results due: many of them, a nap collects a batch per wakeup;
+    // a few, a short spin for them is cheaper than a wakeup (see
+    // Options::nap_us and spin_before_sleep_us).
+    const int64_t due = pool_work_.load(std::memory_order_acquire);
+    bool nap = blocking && options_.nap_us > 0 && naps_on_ &&
+               due >= int64_t{options_.nap_min_due};
+    if (nap && naps_paused_ > 0) {
+      --naps_paused_;
+      nap = false;
+    }
+    if (blocking && !nap && due > 1 && SpinForPosts(wait_ns)) {
       blocking = false;
       wait_ns = 0;
     }
     if (blocking) {
       // Post, Stop and the last WorkGuard decide under mu_ whether to wake
       // us, so what they change is re-checked here, under mu_, before we
-      // declare ourselves asleep.
+      // declare ourselves asleep.  A nap is not asleep: Post() leaves it be.
       absl::MutexLock lock(&mu_);
       if (!incoming_.empty() || stopped() ||
           (!HasOwnWork() &&
            work_guards_.load(std::memory_order_acquire) == 0)) {
         blocking = false;
         wait_ns = 0;
+        nap = false;
+      } else if (nap) {
+        const int64_t nap_ns = int64_t{options_.nap_us} * 1000;
+        wait_ns = wait_ns < 0 ? nap_ns : std::min(wait_ns, nap_ns);
       } else {
         sleeping_ = true;
       }
@@ -204,15 +222,19 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
                          wait_ns < 0 ? nullptr : &ts);
     const int err = errno;
     (blocking ? counters_.kevent_blocking : counters_.kevent_polling).Add();
+    if (nap) counters_.loop_naps.Add();
     // After a poll, the lock is taken only if a Post() came in: a busy
     // loop (a stream echoing without a pause) polls once per few chunks.  A
     // Post() missed here is taken after the next kevent(), or under mu_
     // before the loop sleeps.
     if (blocking || has_incoming_.load(std::memory_order_acquire)) {
       absl::MutexLock lock(&mu_);
-      if (blocking) {
+      if (nap) {
+        NapEndedLocked(due, n);
+      } else if (blocking) {
         sleeping_ = false;
         wake_pending_ = false;
+        if (!incoming_.empty()) naps_on_ = true;
       }
       TakeIncomingLocked();
     }
@@ -239,6 +261,31 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
     ran += RunBatch(/*honour_stop=*/true);
   }
   return ran;
+}
+
+void IoService::NapEndedLocked(int64_t due, int events) {
+  if (incoming_.empty() && events <= 0) {
+    // Nothing came: the pool's work outlasts a nap (a disk read).  No more
+    // naps until a sleep is ended by a Post again.
+    naps_on_ = false;
+    counters_.loop_naps_empty.Add();
+    return;
+  }
+  if (incoming_.size() * 8 < static_cast<size_t>(due) * 7) {
+    long_naps_in_row_ = 0;
+    nap_pause_ = kMinNapPause / 2;
+    return;
+  }
+  // Seven eighths of what was due came, or more: the pool's work is quick
+  // enough that it may have run out of queued work meanwhile.  Several such
+  // naps in a row: the next sleeps spin instead (twice as many each time it
+  // happens again), then a nap is tried again.
+  counters_.loop_naps_long.Add();
+  if (++long_naps_in_row_ >= kLongNapsToPause) {
+    long_naps_in_row_ = 0;
+    nap_pause_ = std::min(nap_pause_ * 2, kMaxNapPause);
+    naps_paused_ = nap_pause_;
+  }
 }
 
 bool IoService::SpinForPosts(int64_t wait_ns) {

@@ -24,7 +24,9 @@
 // is dear (perf on this project's VM: ~25 us of the poster's CPU each),
 // so a loop that waits only for the thread pool's results (work is
 // outstanding with the pool) first spins a little for them, yielding its
-// CPU: see Options::spin_before_sleep_us.
+// CPU (Options::spin_before_sleep_us); with many due, it naps instead, a
+// sleep that Posts do not end, and takes what came in one pass
+// (Options::nap_us).
 //
 // No stale events (ARCHITECTURE.md contract 3).  Every registration owns a
 // slot {handler, generation}; its kevent udata encodes slot index and
@@ -163,6 +165,25 @@ class IoService final : public threadpool::Executor {
     // (sockets, io_uring completions) that come meanwhile wait for the spin
     // to end: at most the budget.  0: never spin.
     uint32_t spin_before_sleep_us = 20;
+    // With at least nap_min_due units of pool work outstanding and nothing
+    // else to run, the loop naps for nap_us instead of spinning or sleeping
+    // until a Post() wakes it: Posts that come during a nap do not wake it
+    // (kernel events and timers end it as usual), so one wakeup, the nap's
+    // timer, serves every result that came meanwhile.  A loop that takes
+    // results one or two at a time (a wakeup or a spin each) spends more
+    // CPU waiting than on them, and with more workers than cores that CPU
+    // is the workers'.  The nap lasts nap_us plus the thread's timer slack
+    // (50 us by default on Linux).  It adapts to the pool's pace:
+    //  - a nap that brings nothing (the work takes longer: a disk) turns
+    //    napping off until a sleep is ended by a Post again;
+    //  - four naps in a row that each bring 7/8 of what was due or more
+    //    (the work is quick, and the pool may have run dry meanwhile) make
+    //    the next 64 sleeps spin instead, twice as many each time that
+    //    happens again (up to 4096), before a nap is tried again.
+    // Posts from other sources, and Stop(), wait at most a nap.  0: never
+    // nap.
+    uint32_t nap_us = 20;
+    uint32_t nap_min_due = 16;
   };
   using Closure = absl::AnyInvocable<void()>;
   using EventHandler = absl::AnyInvocable<void(const struct kevent&)>;
@@ -403,6 +424,14 @@ class IoService final : public threadpool::Executor {
   // True if a Post() came in within the budget.
   bool SpinForPosts(int64_t wait_ns);
   int64_t spin_budget_ns_ = 0;  // the current budget, adapted per spin
+  // Adapts napping (Options::nap_us) to what a nap with `due` units of pool
+  // work outstanding brought (incoming_, and `events` from the kernel).
+  void NapEndedLocked(int64_t due, int events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool naps_on_ = true;  // Options::nap_us: off after a nap that got nothing
+  uint32_t naps_paused_ = 0;  // sleeps left that spin after a long nap
+  uint32_t nap_pause_ = 32;   // the last pause; doubles per long nap in a row
+  uint32_t long_naps_in_row_ = 0;
   uint32_t sleeps_unspun_ = 0;  // at zero budget, sleeps since a try
   MonoTime op_now_;            // OpNow()'s cache, valid while op_now_valid_
   bool op_now_valid_ = false;  // cleared after every kevent()

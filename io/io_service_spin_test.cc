@@ -1,12 +1,16 @@
-// IoService's wait for pool results before it sleeps
+// IoService's waits for pool results.  The spin before it sleeps
 // (Options::spin_before_sleep_us): a result that arrives within the budget
 // is taken without a sleep; a budget that sees nothing shrinks; with one
-// result due or none, or with the option at 0, the loop never spins.  A
+// result due or none, or with the option at 0, the loop never spins.  The
+// nap (Options::nap_us): with enough due, Posts during it do not wake the
+// loop; a nap that brings nothing turns napping off; timers end it.  A
 // thread here stands in for the pool (WorkStarted, Post, WorkFinished).
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>
 
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "io/io_service.h"
 
@@ -14,55 +18,180 @@ namespace kqio {
 namespace io {
 namespace {
 
-std::unique_ptr<IoService> NewService(uint32_t spin_us) {
-  IoService::Options o;
-  o.spin_before_sleep_us = spin_us;
+std::unique_ptr<IoService> NewService(IoService::Options o) {
   absl::StatusOr<std::unique_ptr<IoService>> s = IoService::Create(o);
   EXPECT_TRUE(s.ok()) << s.status();
   return s.ok() ? std::move(*s) : nullptr;
 }
 
-// Runs a loop whose only work is `units` of pool work, finished (a Post
-// each, then WorkFinished, as the pool does) by another thread after
-// `delay`.
-Metrics RunPoolWork(uint32_t spin_us, std::chrono::milliseconds delay,
-                    int units = 2) {
-  auto s = NewService(spin_us);
+std::unique_ptr<IoService> NewService(uint32_t spin_us) {
+  IoService::Options o;
+  o.spin_before_sleep_us = spin_us;
+  o.nap_us = 0;
+  return NewService(o);
+}
+
+// `units` of pool work, finished by another thread (a Post, then
+// WorkFinished, as the pool does).
+struct PoolWork {
+  explicit PoolWork(int units) : units(units) {}
+  PoolWork& Delay(int ms) {
+    delay = std::chrono::milliseconds(ms);
+    return *this;
+  }
+  PoolWork& AfterFirstSpin() {
+    after_first_spin = true;
+    return *this;
+  }
+  PoolWork& OnePost() {
+    one_post = true;
+    return *this;
+  }
+
+  int units;
+  // From when the loop's first spin began (or, when no spin is expected,
+  // from the start): so that a loop thread slow to start cannot turn a
+  // spin that should hit into a loop that finds the results already there.
+  std::chrono::milliseconds delay{5};
+  bool after_first_spin = false;
+  // One Post carries every unit's result: the loop cannot take a first
+  // result and then catch the second with another spin.
+  bool one_post = false;
+};
+
+Metrics RunPoolWork(std::unique_ptr<IoService> s, PoolWork w) {
   int ran = 0;
-  for (int i = 0; i < units; ++i) s->WorkStarted();
+  for (int i = 0; i < w.units; ++i) s->WorkStarted();
   std::thread worker([&] {
-    std::this_thread::sleep_for(delay);
-    for (int i = 0; i < units; ++i) s->Post([&ran] { ++ran; });
-    for (int i = 0; i < units; ++i) s->WorkFinished();
+    if (w.after_first_spin) {
+      while (s->metrics().loop_spins == 0) std::this_thread::yield();
+    }
+    std::this_thread::sleep_for(w.delay);
+    if (w.one_post) {
+      s->Post([&ran, n = w.units] { ran += n; });
+    } else {
+      for (int i = 0; i < w.units; ++i) s->Post([&ran] { ++ran; });
+    }
+    for (int i = 0; i < w.units; ++i) s->WorkFinished();
   });
   s->Run();
   worker.join();
-  EXPECT_EQ(ran, units);
+  EXPECT_EQ(ran, w.units);
   return s->metrics();
 }
 
 TEST(IoServiceSpinTest, AResultWithinTheBudgetIsTakenWithoutSleeping) {
   // A budget far longer than the worker's delay: the loop is spinning, not
   // asleep, when the results come.
-  const Metrics m = RunPoolWork(10'000'000, std::chrono::milliseconds(5));
+  const Metrics m = RunPoolWork(NewService(10'000'000),
+                                PoolWork(2).AfterFirstSpin());
   EXPECT_GE(m.loop_spin_hits, 1u) << m.ToString();
+  EXPECT_EQ(m.wakeups_sent, 0u) << m.ToString();
 }
 
 TEST(IoServiceSpinTest, ASpinThatSeesNothingSleepsAndIsWoken) {
-  const Metrics m = RunPoolWork(1000, std::chrono::milliseconds(50));
+  const Metrics m = RunPoolWork(
+      NewService(1000), PoolWork(2).Delay(50).AfterFirstSpin().OnePost());
   EXPECT_GE(m.loop_spins, 1u) << m.ToString();
   EXPECT_EQ(m.loop_spin_hits, 0u) << m.ToString();
   EXPECT_GE(m.wakeups_sent, 1u) << m.ToString();
 }
 
 TEST(IoServiceSpinTest, ABudgetOfZeroNeverSpins) {
-  const Metrics m = RunPoolWork(0, std::chrono::milliseconds(5));
+  const Metrics m = RunPoolWork(NewService(0), PoolWork(2));
   EXPECT_EQ(m.loop_spins, 0u) << m.ToString();
 }
 
 TEST(IoServiceSpinTest, OneResultDueIsNotSpunFor) {
-  const Metrics m = RunPoolWork(10'000'000, std::chrono::milliseconds(5), 1);
+  const Metrics m = RunPoolWork(NewService(10'000'000), PoolWork(1));
   EXPECT_EQ(m.loop_spins, 0u) << m.ToString();
+}
+
+// Options::nap_us: with nap_min_due results due the loop naps, and Posts
+// during the nap do not wake it.
+IoService::Options NapOptions(uint32_t nap_us) {
+  IoService::Options o;
+  o.spin_before_sleep_us = 0;
+  o.nap_us = nap_us;
+  o.nap_min_due = 4;
+  return o;
+}
+
+TEST(IoServiceNapTest, PostsDuringANapDoNotWakeTheLoop) {
+  // A nap far longer than the worker's delay: the results wait for its end.
+  const auto start = std::chrono::steady_clock::now();
+  const Metrics m = RunPoolWork(NewService(NapOptions(2'000'000)),
+                                PoolWork(8).Delay(50));
+  EXPECT_GE(m.loop_naps, 1u) << m.ToString();
+  EXPECT_EQ(m.loop_naps_empty, 0u) << m.ToString();
+  EXPECT_EQ(m.wakeups_sent, 0u) << m.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(1900));
+}
+
+TEST(IoServiceNapTest, ANapThatBringsNothingTurnsNappingOff) {
+  // 1 ms naps, results after 100 ms: one empty nap, then a sleep that the
+  // Post ends, not a hundred naps.
+  const Metrics m = RunPoolWork(NewService(NapOptions(1000)),
+                                PoolWork(8).Delay(100));
+  EXPECT_EQ(m.loop_naps_empty, 1u) << m.ToString();
+  EXPECT_LE(m.loop_naps, 2u) << m.ToString();
+  EXPECT_GE(m.wakeups_sent, 1u) << m.ToString();
+}
+
+TEST(IoServiceNapTest, NapsThatBringNearlyAllInARowGiveWayToSleeps) {
+  // 8 due at all times; each round's 8 results come in the middle of a
+  // 100 ms nap, with the next round's 8 units started.  After four such
+  // naps the loop sleeps instead, and the fifth round's Posts wake it.
+  auto s = NewService(NapOptions(100'000));
+  constexpr int kDue = 8;
+  constexpr int kRounds = 5;
+  std::atomic<int> ran{0};
+  for (int i = 0; i < kDue; ++i) s->WorkStarted();
+  std::thread worker([&] {
+    for (int round = 0; round < kRounds; ++round) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (round + 1 < kRounds) {
+        for (int i = 0; i < kDue; ++i) s->WorkStarted();
+      }
+      for (int i = 0; i < kDue; ++i) s->Post([&ran] { ++ran; });
+      for (int i = 0; i < kDue; ++i) s->WorkFinished();
+      while (ran < (round + 1) * kDue) std::this_thread::yield();
+    }
+  });
+  s->Run();
+  worker.join();
+  EXPECT_EQ(ran, kRounds * kDue);
+  const Metrics m = s->metrics();
+  EXPECT_EQ(m.loop_naps, 4u) << m.ToString();
+  EXPECT_EQ(m.loop_naps_long, 4u) << m.ToString();
+  EXPECT_GE(m.wakeups_sent, 1u) << m.ToString();
+}
+
+TEST(IoServiceNapTest, FewerDueThanTheMinimumSleepsInstead) {
+  const Metrics m = RunPoolWork(NewService(NapOptions(2'000'000)),
+                                PoolWork(3));
+  EXPECT_EQ(m.loop_naps, 0u) << m.ToString();
+  EXPECT_GE(m.wakeups_sent, 1u) << m.ToString();
+}
+
+TEST(IoServiceNapTest, ANapOfZeroNeverNaps) {
+  const Metrics m = RunPoolWork(NewService(NapOptions(0)), PoolWork(8));
+  EXPECT_EQ(m.loop_naps, 0u) << m.ToString();
+}
+
+TEST(IoServiceNapTest, ATimerEndsANap) {
+  // A 10 s nap; a timer due in 10 ms finishes the work.
+  auto s = NewService(NapOptions(10'000'000));
+  for (int i = 0; i < 8; ++i) s->WorkStarted();
+  IoService* raw = s.get();
+  s->RunAfter(absl::Milliseconds(10), [raw] {
+    for (int i = 0; i < 8; ++i) raw->WorkFinished();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  s->Run();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_GE(s->metrics().loop_naps, 1u) << s->metrics().ToString();
 }
 
 TEST(IoServiceSpinTest, APostWithoutPoolWorkIsNotWaitedFor) {

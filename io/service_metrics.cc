@@ -69,6 +69,9 @@ Metrics ServiceCounters::Snapshot() const {
   m.wakeups_sent = wakeups_sent.Get();
   m.loop_spins = loop_spins.Get();
   m.loop_spin_hits = loop_spin_hits.Get();
+  m.loop_naps = loop_naps.Get();
+  m.loop_naps_empty = loop_naps_empty.Get();
+  m.loop_naps_long = loop_naps_long.Get();
   m.completions_run = completions_run.Get();
   m.timers_started = timers_started.Get();
   m.timers_fired = timers_fired.Get();
@@ -103,7 +106,8 @@ std::string Metrics::ToString() const {
       "loop: iterations=", loop_iterations, " kevent(blocking)=",
       kevent_blocking, " kevent(polling)=", kevent_polling, " events=", events,
       " stale_dropped=", stale_events_dropped, " spins=", loop_spins,
-      " (hits ", loop_spin_hits, ")\n", "posts: local=",
+      " (hits ", loop_spin_hits, ") naps=", loop_naps, " (empty ",
+      loop_naps_empty, ", long ", loop_naps_long, ")\n", "posts: local=",
       posts_local, " cross_thread=", posts_cross_thread,
       " rejected=", posts_rejected, " wakeups_sent=", wakeups_sent,
       " run=", completions_run, "\n", "timers: started=", timers_started,

@@ -92,6 +92,9 @@ struct Metrics {
   uint64_t wakeups_sent = 0;        // EVFILT_USER NOTE_TRIGGERs
   uint64_t loop_spins = 0;      // waits for pool results before sleeping
   uint64_t loop_spin_hits = 0;  // ... that a Post() ended (no sleep)
+  uint64_t loop_naps = 0;       // naps while pool results were due
+  uint64_t loop_naps_empty = 0;  // ... that brought nothing (naps off)
+  uint64_t loop_naps_long = 0;   // ... that brought over half of what was due
   uint64_t completions_run = 0;     // posted closures run
   uint64_t timers_started = 0;
   uint64_t timers_fired = 0;  // callbacks run (each tick of a periodic timer)
@@ -142,7 +145,8 @@ class ServiceCounters final {
   Counter loop_iterations, kevent_blocking, kevent_polling, events,
       stale_events_dropped, posts_local, completions_run, timers_started,
       timers_fired, timers_cancelled, timers_dropped, events_dispatched,
-      signal_deliveries, loop_spins, loop_spin_hits;
+      signal_deliveries, loop_spins, loop_spin_hits, loop_naps,
+      loop_naps_empty, loop_naps_long;
   // Written under IoService::mu_.
   Counter posts_cross_thread, posts_rejected, wakeups_sent;
 

@@ -1,5 +1,13 @@
 #include "threadpool/thread_pool.h"
 
+#include <errno.h>
+#include <sys/resource.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,6 +30,22 @@ uint64_t NanosSince(std::chrono::steady_clock::time_point start,
   return ns.count() < 0 ? 0 : static_cast<uint64_t>(ns.count());
 }
 
+// Raises the calling thread's nice value by `increment` (capped at 19);
+// true if it did.  Linux only: there a thread's nice value is its own.
+bool LowerThisThreadsPriority(int increment) {
+#if defined(__linux__)
+  if (increment <= 0) return false;
+  const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, tid);
+  if (now == -1 && errno != 0) return false;
+  return setpriority(PRIO_PROCESS, tid, std::min(19, now + increment)) == 0;
+#else
+  (void)increment;
+  return false;
+#endif
+}
+
 }  // namespace
 
 absl::string_view LaneName(Lane lane) {
@@ -39,7 +63,8 @@ absl::string_view LaneName(Lane lane) {
 }
 
 std::string ThreadPoolMetrics::ToString() const {
-  std::string out = absl::StrCat("threads=", num_threads, "\n");
+  std::string out = absl::StrCat("threads=", num_threads,
+                                 " niced=", workers_niced, "\n");
   for (int i = 0; i < kLaneCount; ++i) {
     const LaneMetrics& l = lanes[i];
     absl::StrAppend(&out, LaneName(static_cast<Lane>(i)),
@@ -61,6 +86,7 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(const ThreadPoolOptions& options)
       : num_threads_(options.num_threads),
+        worker_nice_(options.worker_nice),
         sample_every_(options.latency_sample_every) {
     for (int i = 0; i < kLaneCount; ++i) queues_[i].options = options.lanes[i];
   }
@@ -68,7 +94,12 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore> {
   void Start() {
     absl::MutexLock lock(&join_mu_);
     for (int i = 0; i < num_threads_; ++i) {
-      threads_.emplace_back([this] { WorkerLoop(); });
+      threads_.emplace_back([this] {
+        if (LowerThisThreadsPriority(worker_nice_)) {
+          workers_niced_.fetch_add(1, std::memory_order_relaxed);
+        }
+        WorkerLoop();
+      });
     }
   }
 
@@ -153,6 +184,7 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore> {
   ThreadPoolMetrics Metrics() const {
     ThreadPoolMetrics m;
     m.num_threads = num_threads_;
+    m.workers_niced = workers_niced_.load(std::memory_order_relaxed);
     absl::MutexLock lock(&mu_);
     for (int i = 0; i < kLaneCount; ++i) {
       const LaneQueue& q = queues_[i];
@@ -283,6 +315,8 @@ class PoolCore final : public std::enable_shared_from_this<PoolCore> {
   }
 
   const int num_threads_;
+  const int worker_nice_;
+  std::atomic<int> workers_niced_{0};
   const uint32_t sample_every_;
   mutable absl::Mutex mu_;
   absl::CondVar work_cv_;  // a task may be startable, or stopping_
@@ -330,6 +364,11 @@ void TaskBase::Deliver() {
 
 absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
     const ThreadPoolOptions& options) {
+  if (options.worker_nice < 0 || options.worker_nice > 19) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "threadpool: worker_nice must be in [0, 19], got ",
+        options.worker_nice));
+  }
   if (options.num_threads < 1 || options.num_threads > kMaxThreads) {
     return absl::InvalidArgumentError(
         absl::StrCat("threadpool: num_threads must be in [1, ", kMaxThreads,

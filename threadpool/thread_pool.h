@@ -114,6 +114,15 @@ struct ThreadPoolOptions {
   // thread (1: every task; 0: none).  Three clock reads per task were 5% of
   // the CPU of a pool serving 500,000 cached 4 KiB reads a second.
   uint32_t latency_sample_every = 16;
+  // Workers run this much nicer than the thread that created the pool
+  // (0..19; Linux only, where a thread's nice value is its own: elsewhere
+  // setpriority() would renice the whole process, so it is left alone).
+  // Every result passes through the event loop's one thread; with more
+  // runnable workers than cores, an equal share of the CPU each leaves
+  // that thread short, and the loop, not the disk or the pool, sets the
+  // pace.  Nicer workers yield the CPU to the loop whenever it has work,
+  // and take all of it when it has none.
+  int worker_nice = 5;
 };
 
 // A copy of the pool's counters.  After every accepted task's completion has
@@ -133,6 +142,7 @@ struct LaneMetrics {
 
 struct ThreadPoolMetrics {
   int num_threads = 0;
+  int workers_niced = 0;  // workers that took ThreadPoolOptions::worker_nice
   std::array<LaneMetrics, kLaneCount> lanes;
   // One line per lane, e.g.
   // "sync: submitted=3 completed=2 cancelled=1 rejected=0 queued=0/1 ..."

@@ -1,5 +1,13 @@
 #include "threadpool/thread_pool.h"
 
+#include <errno.h>
+#include <sys/resource.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -590,8 +598,67 @@ TEST(ThreadPoolTest, BadOptionsAreInvalidArgument) {
     p.lanes[LaneIndex(lane)].max_queued = 0;
     expect_invalid(p);
   }
+  o = ThreadPoolOptions();
+  o.worker_nice = -1;  // would need privilege, and outrank the loop
+  expect_invalid(o);
+  o.worker_nice = 20;
+  expect_invalid(o);
   EXPECT_TRUE(ThreadPool::Create(ThreadPoolOptions()).ok());
 }
+
+#if defined(__linux__)
+// Each worker's own nice value, as the worker itself reads it.
+std::vector<int> WorkerNiceValues(ThreadPool& pool, int threads) {
+  QueueExecutor executor;
+  std::vector<int> seen;
+  // Every worker blocked at once, so that each reports once.
+  std::atomic<int> started{0};
+  absl::Notification all_started;
+  for (int i = 0; i < threads; ++i) {
+    EXPECT_TRUE(pool.Submit(
+                        Lane::kGeneral, executor,
+                        [&]() -> int {
+                          const int nice = getpriority(
+                              PRIO_PROCESS,
+                              static_cast<id_t>(syscall(SYS_gettid)));
+                          if (started.fetch_add(1) + 1 == threads) {
+                            all_started.Notify();
+                          }
+                          all_started.WaitForNotificationWithTimeout(kTimeout);
+                          return nice;
+                        },
+                        [&seen](absl::StatusOr<int> nice) {
+                          ASSERT_TRUE(nice.ok()) << nice.status();
+                          seen.push_back(*nice);
+                        })
+                    .ok());
+  }
+  EXPECT_TRUE(executor.WaitForPosted(static_cast<size_t>(threads)));
+  executor.RunAll();
+  return seen;
+}
+
+TEST(ThreadPoolTest, WorkersRunNicerThanTheirCreator) {
+  errno = 0;
+  const int mine = getpriority(PRIO_PROCESS,
+                               static_cast<id_t>(syscall(SYS_gettid)));
+  ASSERT_EQ(errno, 0);
+  ThreadPoolOptions options = AllLanes(2, 16);
+  options.worker_nice = 5;
+  auto pool = MakePool(2, options);
+  EXPECT_EQ(WorkerNiceValues(*pool, 2),
+            std::vector<int>(2, std::min(19, mine + 5)));
+  EXPECT_EQ(pool->Metrics().workers_niced, 2);
+
+  options.worker_nice = 0;
+  auto plain = MakePool(2, options);
+  EXPECT_EQ(WorkerNiceValues(*plain, 2), std::vector<int>(2, mine));
+  EXPECT_EQ(plain->Metrics().workers_niced, 0);
+  // The creator itself is untouched.
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))),
+            mine);
+}
+#endif  // __linux__
 
 // The wait and run histograms time one task in latency_sample_every per
 // submitting thread; the counters count every task.

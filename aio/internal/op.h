@@ -104,6 +104,7 @@ struct Op final : Request, io::PendingOperation {
   int owned_fd = -1;  // a close's descriptor until an engine accepts it
 
   absl::AnyInvocable<void(absl::Status, Op&)> finish;
+  absl::Status final_status;  // what `finish` gets, from Finish() to its call
 };
 
 }  // namespace internal
