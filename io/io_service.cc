@@ -23,9 +23,9 @@ namespace {
 // registration ever has (generations start at 1).
 constexpr uintptr_t kWakeIdent = 0x6b71696f;  // "kqio"
 // Options::nap_us: after this many naps in a row that each brought nearly
-// all that was due, the next kMinNapPause sleeps spin instead, twice as many
-// each time it happens again without a shorter nap between, up to
-// kMaxNapPause.
+// all that was due, the next kMinNapPause would-be naps are skipped, twice
+// as many each time it happens again without a shorter nap between, up to
+// kMaxNapPause (also the most skipped after empty naps).
 constexpr uint32_t kLongNapsToPause = 4;
 constexpr uint32_t kMinNapPause = 64;
 constexpr uint32_t kMaxNapPause = 4096;
@@ -98,6 +98,10 @@ absl::StatusOr<std::unique_ptr<IoService>> IoService::Create(Options options) {
   if (options.completion_rounds < 1) {
     return absl::InvalidArgumentError(
         "IoService: completion_rounds must be >= 1");
+  }
+  if (options.nap_us > 0 && options.nap_min_due < 2) {
+    return absl::InvalidArgumentError(
+        "IoService: nap_min_due must be >= 2 (or nap_us 0)");
   }
   const int kq = kqueue();
   if (kq < 0) return ErrnoStatus(errno, "kqueue");
@@ -188,7 +192,7 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
     // a few, a short spin for them is cheaper than a wakeup (see
     // Options::nap_us and spin_before_sleep_us).
     const int64_t due = pool_work_.load(std::memory_order_acquire);
-    bool nap = blocking && options_.nap_us > 0 && naps_on_ &&
+    bool nap = blocking && options_.nap_us > 0 &&
                due >= int64_t{options_.nap_min_due};
     if (nap && naps_paused_ > 0) {
       --naps_paused_;
@@ -234,7 +238,6 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
       } else if (blocking) {
         sleeping_ = false;
         wake_pending_ = false;
-        if (!incoming_.empty()) naps_on_ = true;
       }
       TakeIncomingLocked();
     }
@@ -265,26 +268,30 @@ size_t IoService::Iterate(bool may_block, int64_t deadline_cap_ns) {
 
 void IoService::NapEndedLocked(int64_t due, int events) {
   if (incoming_.empty() && events <= 0) {
-    // Nothing came: the pool's work outlasts a nap (a disk read).  No more
-    // naps until a sleep is ended by a Post again.
-    naps_on_ = false;
+    // Nothing came: the pool's work outlasts a nap (a disk read).  Skip
+    // the next would-be naps, twice as many after each empty nap in a row.
     counters_.loop_naps_empty.Add();
+    long_naps_in_row_ = 0;
+    empty_pause_ = std::min(std::max<uint32_t>(1, empty_pause_ * 2),
+                            kMaxNapPause);
+    naps_paused_ = empty_pause_;
     return;
   }
+  empty_pause_ = 0;
   if (incoming_.size() * 8 < static_cast<size_t>(due) * 7) {
     long_naps_in_row_ = 0;
-    nap_pause_ = kMinNapPause / 2;
+    long_pause_ = kMinNapPause / 2;
     return;
   }
   // Seven eighths of what was due came, or more: the pool's work is quick
   // enough that it may have run out of queued work meanwhile.  Several such
-  // naps in a row: the next sleeps spin instead (twice as many each time it
-  // happens again), then a nap is tried again.
+  // naps in a row: skip the next would-be naps, twice as many each time it
+  // happens again without a shorter nap between.
   counters_.loop_naps_long.Add();
   if (++long_naps_in_row_ >= kLongNapsToPause) {
     long_naps_in_row_ = 0;
-    nap_pause_ = std::min(nap_pause_ * 2, kMaxNapPause);
-    naps_paused_ = nap_pause_;
+    long_pause_ = std::min(long_pause_ * 2, kMaxNapPause);
+    naps_paused_ = long_pause_;
   }
 }
 

@@ -165,23 +165,27 @@ class IoService final : public threadpool::Executor {
     // (sockets, io_uring completions) that come meanwhile wait for the spin
     // to end: at most the budget.  0: never spin.
     uint32_t spin_before_sleep_us = 20;
-    // With at least nap_min_due units of pool work outstanding and nothing
-    // else to run, the loop naps for nap_us instead of spinning or sleeping
-    // until a Post() wakes it: Posts that come during a nap do not wake it
-    // (kernel events and timers end it as usual), so one wakeup, the nap's
-    // timer, serves every result that came meanwhile.  A loop that takes
-    // results one or two at a time (a wakeup or a spin each) spends more
-    // CPU waiting than on them, and with more workers than cores that CPU
-    // is the workers'.  The nap lasts nap_us plus the thread's timer slack
-    // (50 us by default on Linux).  It adapts to the pool's pace:
-    //  - a nap that brings nothing (the work takes longer: a disk) turns
-    //    napping off until a sleep is ended by a Post again;
+    // With at least nap_min_due (>= 2) units of pool work outstanding and
+    // nothing else to run, the loop naps for nap_us instead of spinning or
+    // sleeping until a Post() wakes it: Posts that come during a nap do not
+    // wake it (kernel events and timers end it as usual), so one wakeup,
+    // the nap's timer, serves every result that came meanwhile.  A loop
+    // that takes results one or two at a time (a wakeup or a spin each)
+    // spends more CPU waiting than on them, and with more workers than
+    // cores that CPU is the workers'.  A nap lasts nap_us plus the thread's
+    // timer slack (50 us by default on Linux; where there is no
+    // epoll_pwait2, before Linux 5.11, kevent() timeouts round up to 1 ms).
+    // It adapts to the pool's pace; a skipped nap is a spin, then a sleep,
+    // as with fewer due:
+    //  - a nap that brings nothing (the work takes longer: a disk) skips
+    //    the next would-be nap, twice as many after each empty nap in a
+    //    row (up to 4096);
     //  - four naps in a row that each bring 7/8 of what was due or more
-    //    (the work is quick, and the pool may have run dry meanwhile) make
-    //    the next 64 sleeps spin instead, twice as many each time that
-    //    happens again (up to 4096), before a nap is tried again.
-    // Posts from other sources, and Stop(), wait at most a nap.  0: never
-    // nap.
+    //    (the work is quick, and the pool may have run dry meanwhile) skip
+    //    the next 64 would-be naps, twice as many each time that happens
+    //    again without a shorter nap between (up to 4096).
+    // Posts from other sources, Stop(), the last WorkGuard's release and a
+    // WorkFinished() from another thread wait at most a nap.  0: never nap.
     uint32_t nap_us = 20;
     uint32_t nap_min_due = 16;
   };
@@ -428,9 +432,9 @@ class IoService final : public threadpool::Executor {
   // work outstanding brought (incoming_, and `events` from the kernel).
   void NapEndedLocked(int64_t due, int events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool naps_on_ = true;  // Options::nap_us: off after a nap that got nothing
-  uint32_t naps_paused_ = 0;  // sleeps left that spin after a long nap
-  uint32_t nap_pause_ = 32;   // the last pause; doubles per long nap in a row
+  uint32_t naps_paused_ = 0;  // would-be naps still to skip
+  uint32_t empty_pause_ = 0;  // the last skip after an empty nap (doubles)
+  uint32_t long_pause_ = 32;  // the last skip after long naps (doubles)
   uint32_t long_naps_in_row_ = 0;
   uint32_t sleeps_unspun_ = 0;  // at zero budget, sleeps since a try
   MonoTime op_now_;            // OpNow()'s cache, valid while op_now_valid_

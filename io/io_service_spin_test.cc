@@ -3,7 +3,8 @@
 // is taken without a sleep; a budget that sees nothing shrinks; with one
 // result due or none, or with the option at 0, the loop never spins.  The
 // nap (Options::nap_us): with enough due, Posts during it do not wake the
-// loop; a nap that brings nothing turns napping off; timers end it.  A
+// loop; empty naps and naps that bring nearly all that was due are not
+// repeated at once, and napping resumes; timers end a nap.  A
 // thread here stands in for the pool (WorkStarted, Post, WorkFinished).
 #include <atomic>
 #include <chrono>
@@ -49,30 +50,47 @@ struct PoolWork {
   }
 
   int units;
-  // From when the loop's first spin began (or, when no spin is expected,
-  // from the start): so that a loop thread slow to start cannot turn a
-  // spin that should hit into a loop that finds the results already there.
+  // From when the loop's first spin began, or (when no spin is expected)
+  // its first iteration: a loop thread slow to start must not find the
+  // results already there.
   std::chrono::milliseconds delay{5};
   bool after_first_spin = false;
-  // One Post carries every unit's result: the loop cannot take a first
-  // result and then catch the second with another spin.
+  // One Post carries every unit's result.
   bool one_post = false;
 };
 
+// Waits until `s` has begun an iteration (or, with `spin`, a spin).
+void AwaitLoop(IoService& s, bool spin = false) {
+  while ((spin ? s.metrics().loop_spins : s.metrics().loop_iterations) == 0) {
+    std::this_thread::yield();
+  }
+}
+
+// Posts `n` results as the pool does: each closure, on the loop thread,
+// also ends its unit of work (TaskBase::Deliver calls WorkFinished last).
+void PostResults(IoService& s, int n, std::atomic<int>& ran, bool one_post) {
+  if (one_post) {
+    s.Post([&s, &ran, n] {
+      ran += n;
+      for (int i = 0; i < n; ++i) s.WorkFinished();
+    });
+    return;
+  }
+  for (int i = 0; i < n; ++i) {
+    s.Post([&s, &ran] {
+      ++ran;
+      s.WorkFinished();
+    });
+  }
+}
+
 Metrics RunPoolWork(std::unique_ptr<IoService> s, PoolWork w) {
-  int ran = 0;
+  std::atomic<int> ran{0};
   for (int i = 0; i < w.units; ++i) s->WorkStarted();
   std::thread worker([&] {
-    if (w.after_first_spin) {
-      while (s->metrics().loop_spins == 0) std::this_thread::yield();
-    }
+    AwaitLoop(*s, w.after_first_spin);
     std::this_thread::sleep_for(w.delay);
-    if (w.one_post) {
-      s->Post([&ran, n = w.units] { ran += n; });
-    } else {
-      for (int i = 0; i < w.units; ++i) s->Post([&ran] { ++ran; });
-    }
-    for (int i = 0; i < w.units; ++i) s->WorkFinished();
+    PostResults(*s, w.units, ran, w.one_post);
   });
   s->Run();
   worker.join();
@@ -120,8 +138,8 @@ IoService::Options NapOptions(uint32_t nap_us) {
 TEST(IoServiceNapTest, PostsDuringANapDoNotWakeTheLoop) {
   // A nap far longer than the worker's delay: the results wait for its end.
   const auto start = std::chrono::steady_clock::now();
-  const Metrics m = RunPoolWork(NewService(NapOptions(2'000'000)),
-                                PoolWork(8).Delay(50));
+  const Metrics m =
+      RunPoolWork(NewService(NapOptions(2'000'000)), PoolWork(8).Delay(50));
   EXPECT_GE(m.loop_naps, 1u) << m.ToString();
   EXPECT_EQ(m.loop_naps_empty, 0u) << m.ToString();
   EXPECT_EQ(m.wakeups_sent, 0u) << m.ToString();
@@ -129,13 +147,38 @@ TEST(IoServiceNapTest, PostsDuringANapDoNotWakeTheLoop) {
             std::chrono::milliseconds(1900));
 }
 
-TEST(IoServiceNapTest, ANapThatBringsNothingTurnsNappingOff) {
+TEST(IoServiceNapTest, AnEmptyNapIsNotRepeatedAtOnce) {
   // 1 ms naps, results after 100 ms: one empty nap, then a sleep that the
   // Post ends, not a hundred naps.
-  const Metrics m = RunPoolWork(NewService(NapOptions(1000)),
-                                PoolWork(8).Delay(100));
+  const Metrics m =
+      RunPoolWork(NewService(NapOptions(1000)), PoolWork(8).Delay(100));
   EXPECT_EQ(m.loop_naps_empty, 1u) << m.ToString();
-  EXPECT_LE(m.loop_naps, 2u) << m.ToString();
+  EXPECT_EQ(m.loop_naps, 1u) << m.ToString();
+  EXPECT_GE(m.wakeups_sent, 1u) << m.ToString();
+}
+
+TEST(IoServiceNapTest, NappingResumesAfterAnEmptyNap) {
+  // Round 1: results only after the first (200 ms) nap ended empty; the
+  // loop sleeps for them instead of napping again.  Round 2: results 20 ms
+  // into the next nap, which takes them.
+  auto s = NewService(NapOptions(200'000));
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 8; ++i) s->WorkStarted();
+  std::thread worker([&] {
+    AwaitLoop(*s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    for (int i = 0; i < 8; ++i) s->WorkStarted();  // round 2's work
+    PostResults(*s, 8, ran, /*one_post=*/false);
+    while (ran < 8) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    PostResults(*s, 8, ran, /*one_post=*/false);
+  });
+  s->Run();
+  worker.join();
+  EXPECT_EQ(ran, 16);
+  const Metrics m = s->metrics();
+  EXPECT_EQ(m.loop_naps, 2u) << m.ToString();
+  EXPECT_EQ(m.loop_naps_empty, 1u) << m.ToString();
   EXPECT_GE(m.wakeups_sent, 1u) << m.ToString();
 }
 
@@ -149,13 +192,13 @@ TEST(IoServiceNapTest, NapsThatBringNearlyAllInARowGiveWayToSleeps) {
   std::atomic<int> ran{0};
   for (int i = 0; i < kDue; ++i) s->WorkStarted();
   std::thread worker([&] {
+    AwaitLoop(*s);
     for (int round = 0; round < kRounds; ++round) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       if (round + 1 < kRounds) {
         for (int i = 0; i < kDue; ++i) s->WorkStarted();
       }
-      for (int i = 0; i < kDue; ++i) s->Post([&ran] { ++ran; });
-      for (int i = 0; i < kDue; ++i) s->WorkFinished();
+      PostResults(*s, kDue, ran, /*one_post=*/false);
       while (ran < (round + 1) * kDue) std::this_thread::yield();
     }
   });
@@ -194,11 +237,21 @@ TEST(IoServiceNapTest, ATimerEndsANap) {
   EXPECT_GE(s->metrics().loop_naps, 1u) << s->metrics().ToString();
 }
 
+TEST(IoServiceNapTest, ANapMinimumBelowTwoIsInvalid) {
+  IoService::Options o = NapOptions(20);
+  o.nap_min_due = 1;
+  EXPECT_EQ(IoService::Create(o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.nap_us = 0;  // no naps: the minimum does not matter
+  EXPECT_TRUE(IoService::Create(o).ok());
+}
+
 TEST(IoServiceSpinTest, APostWithoutPoolWorkIsNotWaitedFor) {
   auto s = NewService(/*spin_us=*/10'000'000);
   bool ran = false;
   WorkGuard guard = s->MakeWorkGuard();  // keeps Run() waiting, no pool work
   std::thread other([&] {
+    AwaitLoop(*s);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     s->Post([&] {
       ran = true;

@@ -94,7 +94,7 @@ struct Metrics {
   uint64_t loop_spin_hits = 0;  // ... that a Post() ended (no sleep)
   uint64_t loop_naps = 0;       // naps while pool results were due
   uint64_t loop_naps_empty = 0;  // ... that brought nothing (naps off)
-  uint64_t loop_naps_long = 0;   // ... that brought over half of what was due
+  uint64_t loop_naps_long = 0;   // ... that brought 7/8 of what was due+
   uint64_t completions_run = 0;     // posted closures run
   uint64_t timers_started = 0;
   uint64_t timers_fired = 0;  // callbacks run (each tick of a periodic timer)

@@ -120,8 +120,10 @@ struct ThreadPoolOptions {
   // Every result passes through the event loop's one thread; with more
   // runnable workers than cores, an equal share of the CPU each leaves
   // that thread short, and the loop, not the disk or the pool, sets the
-  // pace.  Nicer workers yield the CPU to the loop whenever it has work,
-  // and take all of it when it has none.
+  // pace.  At +5 the scheduler weighs the loop about three times a worker
+  // while both are runnable; workers still take all the CPU the loop
+  // leaves.  Threads a worker starts inherit its nice value, and a pool
+  // created from a worker adds its own on top.
   int worker_nice = 5;
 };
 
