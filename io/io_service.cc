@@ -30,6 +30,11 @@ constexpr uint32_t kLongNapsToPause = 4;
 constexpr uint32_t kMinNapPause = 64;
 constexpr uint32_t kMaxNapPause = 4096;
 
+// The next of a run of doubling pauses: `first` after none (`last` 0).
+uint32_t NextPause(uint32_t last, uint32_t first) {
+  return last == 0 ? first : std::min(last * 2, kMaxNapPause);
+}
+
 constexpr int64_t kMaxNs = std::numeric_limits<int64_t>::max();
 // Longest period RunEvery accepts (~146 years), so that deadline + period
 // cannot overflow.
@@ -272,15 +277,14 @@ void IoService::NapEndedLocked(int64_t due, int events) {
     // the next would-be naps, twice as many after each empty nap in a row.
     counters_.loop_naps_empty.Add();
     long_naps_in_row_ = 0;
-    empty_pause_ = std::min(std::max<uint32_t>(1, empty_pause_ * 2),
-                            kMaxNapPause);
+    empty_pause_ = NextPause(empty_pause_, 1);
     naps_paused_ = empty_pause_;
     return;
   }
   empty_pause_ = 0;
   if (incoming_.size() * 8 < static_cast<size_t>(due) * 7) {
     long_naps_in_row_ = 0;
-    long_pause_ = kMinNapPause / 2;
+    long_pause_ = 0;
     return;
   }
   // Seven eighths of what was due came, or more: the pool's work is quick
@@ -290,7 +294,7 @@ void IoService::NapEndedLocked(int64_t due, int events) {
   counters_.loop_naps_long.Add();
   if (++long_naps_in_row_ >= kLongNapsToPause) {
     long_naps_in_row_ = 0;
-    long_pause_ = std::min(long_pause_ * 2, kMaxNapPause);
+    long_pause_ = NextPause(long_pause_, kMinNapPause);
     naps_paused_ = long_pause_;
   }
 }

@@ -433,8 +433,9 @@ class IoService final : public threadpool::Executor {
   void NapEndedLocked(int64_t due, int events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t naps_paused_ = 0;  // would-be naps still to skip
-  uint32_t empty_pause_ = 0;  // the last skip after an empty nap (doubles)
-  uint32_t long_pause_ = 32;  // the last skip after long naps (doubles)
+  // The last skip after empty naps, and after long naps, in a row (0: none).
+  uint32_t empty_pause_ = 0;
+  uint32_t long_pause_ = 0;
   uint32_t long_naps_in_row_ = 0;
   uint32_t sleeps_unspun_ = 0;  // at zero budget, sleeps since a try
   MonoTime op_now_;            // OpNow()'s cache, valid while op_now_valid_
